@@ -1,0 +1,36 @@
+# Vigil build, code generation and tests.
+GO        ?= go
+BIN       := bin
+PROTO_OUT := internal/storeapi
+
+.PHONY: all build proto test test-unit test-e2e deps bench lint
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/vigil ./cmd/vigil
+
+# Regenerates the StoreAPI Go code from proto/ (needs protoc and libprotobuf-dev).
+proto:
+	mkdir -p $(PROTO_OUT)
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install tool
+	PATH=$(CURDIR)/$(BIN):$$PATH protoc -I proto -I /usr/include \
+	  --go_out=$(PROTO_OUT) --go_opt=module=github.com/vigilhq/vigil/internal/storeapi \
+	  --go-grpc_out=$(PROTO_OUT) --go-grpc_opt=module=github.com/vigilhq/vigil/internal/storeapi \
+	  proto/storepb/types.proto proto/storepb/rpc.proto proto/infopb/rpc.proto
+
+# Installs what the tests need on a fresh Debian machine, then runs unit and e2e tests.
+test: deps test-unit test-e2e
+
+deps:
+	./scripts/install-test-deps.sh
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./internal/... ./cmd/...
+
+test-e2e: build
+	VIGIL_BIN=$(CURDIR)/$(BIN)/vigil $(GO) test -count=1 -timeout 20m ./test/e2e/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

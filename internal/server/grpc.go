@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/vigilhq/vigil/internal/grpcsnappy"
+)
+
+// GRPCConfig configures the gRPC server of a component.
+type GRPCConfig struct {
+	Address          string        // --grpc-address
+	TLSCert, TLSKey  string        // --grpc-server-tls-cert, --grpc-server-tls-key
+	TLSClientCA      string        // --grpc-server-tls-client-ca: require and verify client certificates
+	GracePeriod      time.Duration // --grpc-grace-period
+	MaxConnectionAge time.Duration // --grpc-server-max-connection-age
+}
+
+// GRPC is a component's gRPC server with the transport settings Thanos peers expect:
+// the snappy compressor, 10s client keepalive pings allowed, MaxInt32 message sizes and
+// the standard health service.
+type GRPC struct {
+	cfg    GRPCConfig
+	logger *slog.Logger
+	srv    *grpc.Server
+	ln     net.Listener
+}
+
+// NewGRPC binds the listener and builds the server; register services on Server() before Run.
+func NewGRPC(logger *slog.Logger, reg prometheus.Registerer, probe *Probe, cfg GRPCConfig) (*GRPC, error) {
+	grpcsnappy.Register()
+	opts := []grpc.ServerOption{
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxRecvMsgSize(math.MaxInt32),
+		// Thanos clients ping every 10s; grpc-go's default enforcement (5m) would answer
+		// them with GOAWAY too_many_pings.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: cfg.MaxConnectionAge}),
+	}
+	metrics := newGRPCMetrics(reg)
+	opts = append(opts, grpc.ChainUnaryInterceptor(metrics.unary), grpc.ChainStreamInterceptor(metrics.stream))
+	if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.TLSClientCA != "" {
+		tlsCfg, err := serverTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	ln, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on gRPC address %s: %w", cfg.Address, err)
+	}
+	srv := grpc.NewServer(opts...)
+	healthpb.RegisterHealthServer(srv, probe.grpcState)
+	return &GRPC{cfg: cfg, logger: logger, srv: srv, ln: ln}, nil
+}
+
+func serverTLS(cfg GRPCConfig) (*tls.Config, error) {
+	if cfg.TLSCert == "" || cfg.TLSKey == "" {
+		return nil, fmt.Errorf("gRPC TLS needs both --grpc-server-tls-cert and --grpc-server-tls-key")
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("load gRPC server certificate: %w", err)
+	}
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	if cfg.TLSClientCA != "" {
+		pem, err := os.ReadFile(cfg.TLSClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("read gRPC client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificates found in gRPC client CA %s", cfg.TLSClientCA)
+		}
+		tlsCfg.ClientCAs = pool
+		tlsCfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tlsCfg, nil
+}
+
+// Server is the underlying gRPC server, for registering services.
+func (g *GRPC) Server() *grpc.Server { return g.srv }
+
+// Addr is the bound address.
+func (g *GRPC) Addr() net.Addr { return g.ln.Addr() }
+
+// Run serves until ctx is done, then stops gracefully within the grace period.
+func (g *GRPC) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		g.logger.Info("listening for gRPC", "address", g.ln.Addr().String(), "tls", g.cfg.TLSCert != "")
+		errc <- g.srv.Serve(g.ln)
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("serve gRPC: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	done := make(chan struct{})
+	go func() { g.srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(g.cfg.GracePeriod):
+		g.logger.Warn("gRPC graceful stop timed out; stopping")
+		g.srv.Stop()
+	}
+	return nil
+}

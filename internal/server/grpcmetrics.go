@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// grpcMetrics counts handled RPCs by method and code, with their latency, under the
+// metric names the grpc-ecosystem exporters use so existing dashboards keep working.
+type grpcMetrics struct {
+	handled  *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newGRPCMetrics(reg prometheus.Registerer) *grpcMetrics {
+	m := &grpcMetrics{
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_handled_total",
+			Help: "Total number of RPCs completed on the server, regardless of success or failure.",
+		}, []string{"grpc_type", "grpc_method", "grpc_code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "grpc_server_handling_seconds",
+			Help:    "Histogram of response latency of RPCs handled by the server.",
+			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"grpc_type", "grpc_method"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.handled, m.duration)
+	}
+	return m
+}
+
+func (m *grpcMetrics) observe(kind, method string, start time.Time, err error) {
+	m.handled.WithLabelValues(kind, method, status.Code(err).String()).Inc()
+	m.duration.WithLabelValues(kind, method).Observe(time.Since(start).Seconds())
+}
+
+func (m *grpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	m.observe("unary", info.FullMethod, start, err)
+	return resp, err
+}
+
+func (m *grpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	err := handler(srv, ss)
+	m.observe("server_stream", info.FullMethod, start, err)
+	return err
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigilhq/vigil/internal/cliflag"
+	"github.com/vigilhq/vigil/internal/server"
+)
+
+// serverFlags are the HTTP and gRPC flags every serving component has.
+type serverFlags struct {
+	http                             server.HTTPConfig
+	grpc                             server.GRPCConfig
+	httpGrace, grpcGrace, maxConnAge *time.Duration
+}
+
+func addServerFlags(cmd *kingpin.CmdClause) *serverFlags {
+	f := &serverFlags{}
+	cmd.Flag("http-address", "Listen host:port for HTTP endpoints.").Default("0.0.0.0:10902").StringVar(&f.http.Address)
+	cmd.Flag("http.config", "Path to an exporter-toolkit web config file (TLS, basic auth) for the HTTP server.").Default("").StringVar(&f.http.TLSConfig)
+	f.httpGrace = cliflag.Duration(cmd.Flag("http-grace-period", "Time to wait after an interrupt for HTTP requests to finish.").Default("2m"))
+	cmd.Flag("grpc-address", "Listen host:port for gRPC endpoints (StoreAPI, Info, health).").Default("0.0.0.0:10901").StringVar(&f.grpc.Address)
+	cmd.Flag("grpc-server-tls-cert", "TLS certificate for the gRPC server; leave empty to disable TLS.").Default("").StringVar(&f.grpc.TLSCert)
+	cmd.Flag("grpc-server-tls-key", "TLS key for the gRPC server; leave empty to disable TLS.").Default("").StringVar(&f.grpc.TLSKey)
+	cmd.Flag("grpc-server-tls-client-ca", "TLS CA to verify clients against; client certificates are then required.").Default("").StringVar(&f.grpc.TLSClientCA)
+	f.grpcGrace = cliflag.Duration(cmd.Flag("grpc-grace-period", "Time to wait after an interrupt for gRPC calls to finish.").Default("2m"))
+	f.maxConnAge = cliflag.Duration(cmd.Flag("grpc-server-max-connection-age", "Close gRPC connections after this age so clients rebalance.").Default("60m"))
+	return f
+}
+
+// servers are a component's started HTTP and gRPC servers and its probe.
+type servers struct {
+	probe *server.Probe
+	http  *server.HTTP
+	grpc  *server.GRPC
+}
+
+// newServers binds both listeners. Flag values are read here, after parsing.
+func newServers(logger *slog.Logger, reg *prometheus.Registry, f *serverFlags) (*servers, error) {
+	f.http.GracePeriod, f.grpc.GracePeriod, f.grpc.MaxConnectionAge = *f.httpGrace, *f.grpcGrace, *f.maxConnAge
+	probe := server.NewProbe()
+	h, err := server.NewHTTP(logger, reg, probe, f.http)
+	if err != nil {
+		return nil, err
+	}
+	g, err := server.NewGRPC(logger, reg, probe, f.grpc)
+	if err != nil {
+		return nil, err
+	}
+	return &servers{probe: probe, http: h, grpc: g}, nil
+}
+
+// run runs the servers and the component's own loops until ctx is done or one fails.
+func (s *servers) run(ctx context.Context, loops ...func(context.Context) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.http.Run(gctx) })
+	g.Go(func() error { return s.grpc.Run(gctx) })
+	for _, l := range loops {
+		g.Go(func() error { return l(gctx) })
+	}
+	<-gctx.Done()
+	s.probe.Shutdown()
+	return g.Wait()
+}
+
+// durationFlag registers a model-duration flag.
+func durationFlag(cmd *kingpin.CmdClause, name, help, def string) *time.Duration {
+	return cliflag.Duration(cmd.Flag(name, help).Default(def))
+}

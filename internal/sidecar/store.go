@@ -1,0 +1,284 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigilhq/vigil/internal/promclient"
+	"github.com/vigilhq/vigil/internal/storeapi"
+	"github.com/vigilhq/vigil/internal/storeapi/infopb"
+	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+)
+
+// Limits bound one Series request; 0 means unlimited.
+type Limits struct {
+	Series  int // --store.limits.request-series
+	Samples int // --store.limits.request-samples
+}
+
+// Store serves the StoreAPI and Info API from a Prometheus.
+type Store struct {
+	storepb.UnimplementedStoreServer
+	infopb.UnimplementedInfoServer
+
+	prom   *Prometheus
+	client *promclient.Client
+	limits Limits
+}
+
+// NewStore returns the sidecar's StoreAPI server.
+func NewStore(prom *Prometheus, client *promclient.Client, limits Limits) *Store {
+	return &Store{prom: prom, client: client, limits: limits}
+}
+
+var errNoMatchers = status.Error(codes.InvalidArgument, "no matchers specified (excluding external labels)")
+
+// Info describes the Prometheus external labels and time range; an error while
+// Prometheus is unreachable makes queriers treat the sidecar as unhealthy.
+func (s *Store) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse, error) {
+	ext, mint, err := s.prom.State()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return &infopb.InfoResponse{
+		ComponentType: "sidecar",
+		LabelSets:     []*storepb.LabelSet{{Labels: storeapi.LabelsToProto(ext)}},
+		Store: &infopb.StoreInfo{
+			MinTime: mint, MaxTime: math.MaxInt64,
+			SupportsSharding: true, SupportsWithoutReplicaLabels: true,
+		},
+	}, nil
+}
+
+// LegacyStore serves the pre-v0.23 thanos.Store/Info call alongside the Store service.
+type LegacyStore struct{ *Store }
+
+// Info answers the legacy Store.Info call.
+func (s LegacyStore) Info(ctx context.Context, _ *storepb.InfoRequest) (*storepb.InfoResponse, error) {
+	in, err := s.Store.Info(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &storepb.InfoResponse{
+		Labels: in.LabelSets[0].Labels, LabelSets: in.LabelSets,
+		MinTime: in.Store.MinTime, MaxTime: in.Store.MaxTime, StoreType: storepb.StoreType_SIDECAR,
+	}, nil
+}
+
+// prepare validates matchers and prunes on external labels. ok=false means nothing can match.
+func (s *Store) prepare(pms []*storepb.LabelMatcher) (ext labels.Labels, mint int64, rest []*labels.Matcher, ok bool, err error) {
+	ext, mint, err = s.prom.State()
+	if err != nil {
+		return ext, 0, nil, false, status.Error(codes.Unavailable, err.Error())
+	}
+	ms, err := storeapi.MatchersFromProto(pms)
+	if err != nil {
+		return ext, 0, nil, false, status.Error(codes.InvalidArgument, err.Error())
+	}
+	ok, rest = storeapi.MatchExternalLabels(ext, ms)
+	return ext, mint, rest, ok, nil
+}
+
+// Series streams the series Prometheus holds for the request, sorted by final labels.
+func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServer) error {
+	ext, mint, rest, ok, err := s.prepare(req.GetMatchers())
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 && ok {
+		return errNoMatchers
+	}
+	if !ok {
+		return nil
+	}
+	mint = max(req.GetMinTime(), mint)
+	if mint > req.GetMaxTime() {
+		return nil
+	}
+	q, err := remoteReadQuery(mint, req.GetMaxTime(), rest, req.GetQueryHints())
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	stream, err := s.client.RemoteRead(srv.Context(), q)
+	if err != nil {
+		return status.Error(codes.Unavailable, fmt.Sprintf("remote read from Prometheus: %v", err))
+	}
+	defer stream.Close()
+
+	_, stripped := storeapi.StripSet(ext, req.GetWithoutReplicaLabels())
+	conv := newConverter(ext, stripped, req.GetSkipChunks())
+	shard := storeapi.NewShardMatcher(req.GetShardInfo())
+	sender := storeapi.NewSeriesSender(srv, req.GetResponseBatchSize())
+	lim := newLimiter(s.limits, req.GetLimit())
+	resorter := storeapi.NewResorter(s.limits.Series, func(series *storepb.Series) error {
+		if lim.seriesDone(sender.Sent()) {
+			return errLimitReached
+		}
+		return sender.Send(series)
+	})
+	if err := s.stream(stream, conv, shard, lim, resorter); err != nil {
+		if errors.Is(err, errLimitReached) {
+			return sender.Flush()
+		}
+		return err
+	}
+	if err := resorter.Flush(); err != nil && !errors.Is(err, errLimitReached) {
+		return toStatus(err)
+	}
+	return sender.Flush()
+}
+
+func (s *Store) stream(stream promclient.ReadStream, conv *converter, shard *storeapi.ShardMatcher, lim *limiter, r *storeapi.Resorter) error {
+	for stream.Next() {
+		raw := stream.At()
+		if err := lim.addSamples(raw.Chunks); err != nil {
+			return err
+		}
+		series, bound := conv.convert(raw)
+		if !shard.Matches(series.Labels) {
+			continue
+		}
+		if err := r.Push(series, bound); err != nil {
+			return toStatus(err)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return status.Error(codes.Unavailable, fmt.Sprintf("read remote-read stream from Prometheus: %v", err))
+	}
+	return nil
+}
+
+func toStatus(err error) error {
+	var rl storeapi.ErrResortLimit
+	switch {
+	case errors.As(err, &rl):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case status.Code(err) != codes.Unknown:
+		return err
+	default:
+		return status.Error(codes.Unavailable, err.Error())
+	}
+}
+
+// remoteReadQuery builds the remote-read query, passing the PromQL hints through so
+// Prometheus can skip work it knows is not needed.
+func remoteReadQuery(mint, maxt int64, ms []*labels.Matcher, qh *storepb.QueryHints) (*prompb.Query, error) {
+	pms, err := toPromMatchers(ms)
+	if err != nil {
+		return nil, err
+	}
+	q := &prompb.Query{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: pms,
+		Hints: &prompb.ReadHints{StartMs: mint, EndMs: maxt}}
+	if qh != nil {
+		q.Hints.StepMs = qh.GetStepMillis()
+		q.Hints.Func = qh.GetFunc().GetName()
+		q.Hints.RangeMs = qh.GetRange().GetMillis()
+		q.Hints.By = qh.GetGrouping().GetBy()
+		q.Hints.Grouping = qh.GetGrouping().GetLabels()
+	}
+	return q, nil
+}
+
+func toPromMatchers(ms []*labels.Matcher) ([]*prompb.LabelMatcher, error) {
+	out := make([]*prompb.LabelMatcher, 0, len(ms))
+	for _, m := range ms {
+		var t prompb.LabelMatcher_Type
+		switch m.Type {
+		case labels.MatchEqual:
+			t = prompb.LabelMatcher_EQ
+		case labels.MatchNotEqual:
+			t = prompb.LabelMatcher_NEQ
+		case labels.MatchRegexp:
+			t = prompb.LabelMatcher_RE
+		case labels.MatchNotRegexp:
+			t = prompb.LabelMatcher_NRE
+		default:
+			return nil, fmt.Errorf("unsupported matcher type %v", m.Type)
+		}
+		out = append(out, &prompb.LabelMatcher{Type: t, Name: m.Name, Value: m.Value})
+	}
+	return out, nil
+}
+
+// LabelNames returns label names from Prometheus plus the external label names.
+func (s *Store) LabelNames(ctx context.Context, req *storepb.LabelNamesRequest) (*storepb.LabelNamesResponse, error) {
+	ext, _, rest, ok, err := s.prepare(req.GetMatchers())
+	if err != nil || !ok {
+		return &storepb.LabelNamesResponse{}, err
+	}
+	names, warnings, err := s.client.LabelNames(ctx, selectors(rest), msTime(req.GetStart()), endTime(req.GetEnd()))
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, fmt.Sprintf("label names from Prometheus: %v", err))
+	}
+	kept, stripped := storeapi.StripSet(ext, req.GetWithoutReplicaLabels())
+	if len(names) > 0 {
+		kept.Range(func(l labels.Label) { names = append(names, l.Name) })
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { _, drop := stripped[n]; return drop })
+	slices.Sort(names)
+	names = slices.Compact(names)
+	return &storepb.LabelNamesResponse{Names: limit(names, req.GetLimit()), Warnings: warnings}, nil
+}
+
+// LabelValues returns values of one label; an external label answers its own value when
+// any series match the other matchers.
+func (s *Store) LabelValues(ctx context.Context, req *storepb.LabelValuesRequest) (*storepb.LabelValuesResponse, error) {
+	if req.GetLabel() == "" {
+		return nil, status.Error(codes.InvalidArgument, "label name parameter cannot be empty")
+	}
+	ext, _, rest, ok, err := s.prepare(req.GetMatchers())
+	if err != nil || !ok || slices.Contains(req.GetWithoutReplicaLabels(), req.GetLabel()) && ext.Has(req.GetLabel()) {
+		return &storepb.LabelValuesResponse{}, err
+	}
+	start, end := msTime(req.GetStart()), endTime(req.GetEnd())
+	if ext.Has(req.GetLabel()) {
+		// The external label overrides any series label of that name: its only value is
+		// the external one, present if any series match.
+		names, warnings, err := s.client.LabelNames(ctx, selectors(rest), start, end)
+		if err != nil {
+			return nil, status.Error(codes.Unavailable, fmt.Sprintf("label names from Prometheus: %v", err))
+		}
+		if len(names) == 0 {
+			return &storepb.LabelValuesResponse{Warnings: warnings}, nil
+		}
+		return &storepb.LabelValuesResponse{Values: []string{ext.Get(req.GetLabel())}, Warnings: warnings}, nil
+	}
+	values, warnings, err := s.client.LabelValues(ctx, req.GetLabel(), selectors(rest), start, end)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, fmt.Sprintf("label values from Prometheus: %v", err))
+	}
+	return &storepb.LabelValuesResponse{Values: limit(values, req.GetLimit()), Warnings: warnings}, nil
+}
+
+func selectors(ms []*labels.Matcher) []string {
+	if len(ms) == 0 {
+		return nil
+	}
+	return []string{storeapi.Selector(ms)}
+}
+
+func limit(s []string, n int64) []string {
+	if n > 0 && int64(len(s)) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms) }
+
+// endTime treats an unset end (0) as "no upper bound".
+func endTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.UnixMilli(math.MaxInt64 / 2)
+	}
+	return time.UnixMilli(ms)
+}

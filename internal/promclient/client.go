@@ -139,8 +139,8 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 }
 
 // LowestTimestamp returns the oldest sample time Prometheus holds, in milliseconds, read
-// from its own prometheus_tsdb_lowest_timestamp_seconds metric. ok is false while
-// Prometheus holds no data yet.
+// from its own prometheus_tsdb_lowest_timestamp metric (milliseconds; the _seconds variant
+// loses the sub-second part). ok is false while Prometheus holds no data yet.
 func (c *Client) LowestTimestamp(ctx context.Context) (ms int64, ok bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint("/metrics", nil), nil)
 	if err != nil {
@@ -154,7 +154,7 @@ func (c *Client) LowestTimestamp(ctx context.Context) (ms int64, ok bool, err er
 	if resp.StatusCode != http.StatusOK {
 		return 0, false, fmt.Errorf("request /metrics: HTTP %d", resp.StatusCode)
 	}
-	const metric = "prometheus_tsdb_lowest_timestamp_seconds "
+	const metric = "prometheus_tsdb_lowest_timestamp "
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -166,11 +166,11 @@ func (c *Client) LowestTimestamp(ctx context.Context) (ms int64, ok bool, err er
 		if err != nil {
 			return 0, false, fmt.Errorf("parse %s: %w", strings.TrimSpace(metric), err)
 		}
-		// An empty TSDB reports MaxInt64 milliseconds.
-		if v*1000 >= float64(1<<62) {
+		// An empty TSDB reports MaxInt64.
+		if v >= float64(1<<62) {
 			return 0, false, nil
 		}
-		return int64(v * 1000), true, nil
+		return int64(v), true, nil
 	}
 	if err := sc.Err(); err != nil {
 		return 0, false, fmt.Errorf("read /metrics: %w", err)

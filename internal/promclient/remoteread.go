@@ -203,7 +203,9 @@ type bytesReader struct {
 	pos int
 }
 
-func newBytesReader(r io.Reader) *bytesReader { return &bytesReader{r: r, buf: make([]byte, 0, 64<<10)} }
+func newBytesReader(r io.Reader) *bytesReader {
+	return &bytesReader{r: r, buf: make([]byte, 0, 64<<10)}
+}
 
 func (b *bytesReader) fill() error {
 	if b.pos < len(b.buf) {

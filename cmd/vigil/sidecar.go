@@ -25,7 +25,7 @@ func registerSidecar(app *kingpin.Application, cmds map[string]runFunc) {
 	promURL := cmd.Flag("prometheus.url", "URL at which to reach Prometheus's API.").Default("http://localhost:9090").URL()
 	readyTimeout := durationFlag(cmd, "prometheus.ready_timeout", "How long to wait for Prometheus to start up before giving up.", "10m")
 	configInterval := durationFlag(cmd, "prometheus.get_config_interval", "How often to re-read Prometheus's external labels and oldest sample time.", "30s")
-	configTimeout := durationFlag(cmd, "prometheus.get_config_timeout", "Timeout of each call to Prometheus's API.", "30s")
+	configTimeout := durationFlag(cmd, "prometheus.get_config_timeout", "Timeout of each refresh of external labels and oldest sample time.", "30s")
 	minTime := cliflag.Time(cmd.Flag("min-time", "Serve only data at or after this time: RFC3339 or relative to now, e.g. -2w.").Default("0000-01-01T00:00:00Z"))
 	var limits sidecar.Limits
 	cmd.Flag("store.limits.request-series", "Maximum series one Series request may return (0 = unlimited); over it the request fails with ResourceExhausted.").Default("0").IntVar(&limits.Series)
@@ -75,7 +75,7 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		cctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 		prom.CheckBlockDurations(cctx)
 		cancel()
-		return prom.Run(ctx, cfg.interval)
+		return prom.Run(ctx, cfg.interval, cfg.timeout)
 	}
 	return s.run(ctx, startup)
 }

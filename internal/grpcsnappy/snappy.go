@@ -30,7 +30,7 @@ type compressor struct {
 func newCompressor() *compressor {
 	c := &compressor{}
 	c.writers.New = func() any { return &writer{Writer: snappy.NewBufferedWriter(nil), pool: &c.writers} }
-	c.readers.New = func() any { return &reader{Reader: snappy.NewReader(nil), pool: &c.readers} }
+	c.readers.New = func() any { return snappy.NewReader(nil) }
 	return c
 }
 
@@ -43,9 +43,9 @@ func (c *compressor) Compress(w io.Writer) (io.WriteCloser, error) {
 }
 
 func (c *compressor) Decompress(r io.Reader) (io.Reader, error) {
-	rd := c.readers.Get().(*reader)
-	rd.Reset(r)
-	return rd, nil
+	sr := c.readers.Get().(*snappy.Reader)
+	sr.Reset(r)
+	return &reader{r: sr, pool: &c.readers}, nil
 }
 
 type writer struct {
@@ -61,17 +61,23 @@ func (w *writer) Close() error {
 	return err
 }
 
+// reader is a per-message wrapper: the pooled snappy reader (with its large buffers) goes
+// back to the pool at the end of the message, while the wrapper keeps answering io.EOF.
 type reader struct {
-	*snappy.Reader
+	r    *snappy.Reader
 	pool *sync.Pool
 }
 
-// Read returns the reader to its pool once the stream is fully consumed.
+// Read returns the snappy reader to its pool once the message is fully consumed.
 func (r *reader) Read(p []byte) (int, error) {
-	n, err := r.Reader.Read(p)
+	if r.r == nil {
+		return 0, io.EOF
+	}
+	n, err := r.r.Read(p)
 	if err == io.EOF {
-		r.Reset(nil)
-		r.pool.Put(r)
+		r.r.Reset(nil)
+		r.pool.Put(r.r)
+		r.r = nil
 	}
 	return n, err
 }

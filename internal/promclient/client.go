@@ -37,8 +37,15 @@ func New(base *url.URL, hc *http.Client) *Client {
 func (c *Client) URL() *url.URL { return c.base }
 
 func (c *Client) endpoint(path string, q url.Values) string {
+	return c.endpointEscaped(path, path, q)
+}
+
+// endpointEscaped builds a URL whose path has a decoded and an escaped form, for paths
+// that carry user data such as label names.
+func (c *Client) endpointEscaped(path, escaped string, q url.Values) string {
 	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawPath = strings.TrimSuffix(c.base.EscapedPath(), "/") + escaped
+	u.Path = strings.TrimSuffix(c.base.Path, "/") + path
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -54,15 +61,20 @@ type apiResponse struct {
 
 // getAPI performs a GET (or a form POST when q is large) and decodes data into out.
 func (c *Client) getAPI(ctx context.Context, path string, q url.Values, out any) ([]string, error) {
+	return c.getAPIEscaped(ctx, path, path, q, out)
+}
+
+// getAPIEscaped is getAPI for a path with user data, given decoded and escaped.
+func (c *Client) getAPIEscaped(ctx context.Context, path, escaped string, q url.Values, out any) ([]string, error) {
 	var req *http.Request
 	var err error
 	if enc := q.Encode(); len(enc) > 4096 {
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint(path, nil), strings.NewReader(enc))
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, c.endpointEscaped(path, escaped, nil), strings.NewReader(enc))
 		if req != nil {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
 	} else {
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint(path, q), nil)
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, c.endpointEscaped(path, escaped, q), nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("build request for %s: %w", path, err)
@@ -188,7 +200,8 @@ func (c *Client) LabelNames(ctx context.Context, selectors []string, start, end 
 // LabelValues returns the values of label name over series matching any selector in [start, end].
 func (c *Client) LabelValues(ctx context.Context, name string, selectors []string, start, end time.Time) ([]string, []string, error) {
 	var values []string
-	w, err := c.getAPI(ctx, "/api/v1/label/"+url.PathEscape(name)+"/values", rangeQuery(selectors, start, end), &values)
+	w, err := c.getAPIEscaped(ctx, "/api/v1/label/"+name+"/values", "/api/v1/label/"+url.PathEscape(name)+"/values",
+		rangeQuery(selectors, start, end), &values)
 	return values, w, err
 }
 

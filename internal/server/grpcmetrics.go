@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,12 +22,12 @@ func newGRPCMetrics(reg prometheus.Registerer) *grpcMetrics {
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grpc_server_handled_total",
 			Help: "Total number of RPCs completed on the server, regardless of success or failure.",
-		}, []string{"grpc_type", "grpc_method", "grpc_code"}),
+		}, []string{"grpc_type", "grpc_service", "grpc_method", "grpc_code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "grpc_server_handling_seconds",
 			Help:    "Histogram of response latency of RPCs handled by the server.",
 			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"grpc_type", "grpc_method"}),
+		}, []string{"grpc_type", "grpc_service", "grpc_method"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.handled, m.duration)
@@ -34,9 +35,19 @@ func newGRPCMetrics(reg prometheus.Registerer) *grpcMetrics {
 	return m
 }
 
-func (m *grpcMetrics) observe(kind, method string, start time.Time, err error) {
-	m.handled.WithLabelValues(kind, method, status.Code(err).String()).Inc()
-	m.duration.WithLabelValues(kind, method).Observe(time.Since(start).Seconds())
+func (m *grpcMetrics) observe(kind, fullMethod string, start time.Time, err error) {
+	service, method := splitMethod(fullMethod)
+	m.handled.WithLabelValues(kind, service, method, status.Code(err).String()).Inc()
+	m.duration.WithLabelValues(kind, service, method).Observe(time.Since(start).Seconds())
+}
+
+// splitMethod splits "/thanos.Store/Series" into "thanos.Store" and "Series".
+func splitMethod(full string) (string, string) {
+	full = strings.TrimPrefix(full, "/")
+	if i := strings.LastIndexByte(full, '/'); i >= 0 {
+		return full[:i], full[i+1:]
+	}
+	return "unknown", full
 }
 
 func (m *grpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

@@ -91,3 +91,6 @@ func (h *HTTP) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Mux is the server's mux, for components that register many routes.
+func (h *HTTP) Mux() *http.ServeMux { return h.mux }

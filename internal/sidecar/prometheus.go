@@ -105,9 +105,9 @@ func (p *Prometheus) WaitReady(ctx context.Context, timeout, interval time.Durat
 	}
 }
 
-// Run refreshes every interval until ctx is done; failures mark the sidecar not ready
-// until Prometheus answers again.
-func (p *Prometheus) Run(ctx context.Context, interval time.Duration) error {
+// Run refreshes every interval, each refresh bounded by timeout, until ctx is done;
+// failures mark the sidecar not ready until Prometheus answers again.
+func (p *Prometheus) Run(ctx context.Context, interval, timeout time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -116,7 +116,7 @@ func (p *Prometheus) Run(ctx context.Context, interval time.Duration) error {
 			return nil
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, max(interval, 5*time.Second))
+		rctx, cancel := context.WithTimeout(ctx, timeout)
 		if err := p.Refresh(rctx); err != nil && ctx.Err() == nil {
 			p.logger.Warn("Prometheus unreachable or misconfigured; sidecar not ready", "err", err)
 		}

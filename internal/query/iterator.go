@@ -1,0 +1,169 @@
+package query
+
+import (
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+)
+
+// splitOverlapping splits one source's chunks into runs without overlap: a chunk goes to
+// the first run whose last chunk ends before it starts. A source that holds several
+// replicas (a store gateway serving both replicas' blocks with replica labels stripped)
+// thus yields one run per replica, which dedup can then tell apart.
+func splitOverlapping(chks []*storepb.AggrChunk) [][]*storepb.AggrChunk {
+	if len(chks) < 2 {
+		return [][]*storepb.AggrChunk{chks}
+	}
+	sorted := true
+	for i := 1; i < len(chks); i++ {
+		if chks[i].MinTime <= chks[i-1].MaxTime {
+			sorted = false
+			break
+		}
+	}
+	if sorted {
+		return [][]*storepb.AggrChunk{chks}
+	}
+	// Order by min time (stable: equal starts keep arrival order) before splitting.
+	ordered := append([]*storepb.AggrChunk(nil), chks...)
+	insertionSortByMinTime(ordered)
+	var runs [][]*storepb.AggrChunk
+outer:
+	for _, c := range ordered {
+		for i, r := range runs {
+			last := r[len(r)-1]
+			if last.MaxTime < c.MinTime {
+				runs[i] = append(r, c)
+				continue outer
+			}
+			if last.MinTime == c.MinTime && last.MaxTime == c.MaxTime && sameRaw(last, c) {
+				continue outer // an exact duplicate chunk adds nothing
+			}
+		}
+		runs = append(runs, []*storepb.AggrChunk{c})
+	}
+	return runs
+}
+
+func sameRaw(a, b *storepb.AggrChunk) bool {
+	ra, rb := a.GetRaw(), b.GetRaw()
+	if ra == nil || rb == nil || ra.GetType() != rb.GetType() {
+		return false
+	}
+	if ra.GetHash() != 0 && rb.GetHash() != 0 {
+		return ra.GetHash() == rb.GetHash()
+	}
+	return string(ra.GetData()) == string(rb.GetData())
+}
+
+func insertionSortByMinTime(c []*storepb.AggrChunk) {
+	for i := 1; i < len(c); i++ {
+		for j := i; j > 0 && c[j].MinTime < c[j-1].MinTime; j-- {
+			c[j], c[j-1] = c[j-1], c[j]
+		}
+	}
+}
+
+// chunkListIterator iterates the samples of a time-ordered, non-overlapping chunk list,
+// bounded to [mint, maxt].
+type chunkListIterator struct {
+	chks       []*storepb.AggrChunk
+	mint, maxt int64
+	cur        chunkenc.Iterator
+	reuse      chunkenc.Iterator
+	pool       chunkenc.Pool
+	curChunk   chunkenc.Chunk
+	lastVT     chunkenc.ValueType
+	err        error
+}
+
+func newChunkListIterator(chks []*storepb.AggrChunk, mint, maxt int64, pool chunkenc.Pool) *chunkListIterator {
+	return &chunkListIterator{chks: chks, mint: mint, maxt: maxt, pool: pool}
+}
+
+// nextChunk opens the next chunk that can hold samples in range.
+func (it *chunkListIterator) nextChunk() bool {
+	for len(it.chks) > 0 {
+		c := it.chks[0]
+		it.chks = it.chks[1:]
+		if c.MaxTime < it.mint {
+			continue
+		}
+		if c.MinTime > it.maxt {
+			it.chks = nil
+			return false
+		}
+		raw := c.GetRaw()
+		if raw == nil {
+			// Downsampled data is read through aggregate chunks; not served here yet.
+			continue
+		}
+		if it.curChunk != nil {
+			_ = it.pool.Put(it.curChunk)
+		}
+		chk, err := it.pool.Get(chunkenc.Encoding(raw.GetType()+1), raw.GetData())
+		if err != nil {
+			it.err = err
+			return false
+		}
+		it.curChunk = chk
+		it.cur = chk.Iterator(it.reuse)
+		it.reuse = it.cur
+		return true
+	}
+	return false
+}
+
+func (it *chunkListIterator) Next() chunkenc.ValueType {
+	it.lastVT = it.next()
+	return it.lastVT
+}
+
+func (it *chunkListIterator) next() chunkenc.ValueType {
+	for it.err == nil {
+		if it.cur != nil {
+			for vt := it.cur.Next(); vt != chunkenc.ValNone; vt = it.cur.Next() {
+				t := it.cur.AtT()
+				if t < it.mint {
+					continue
+				}
+				if t > it.maxt {
+					it.chks, it.cur = nil, nil
+					return chunkenc.ValNone
+				}
+				return vt
+			}
+			if err := it.cur.Err(); err != nil {
+				it.err = err
+				return chunkenc.ValNone
+			}
+		}
+		if !it.nextChunk() {
+			it.cur = nil
+			return chunkenc.ValNone
+		}
+	}
+	return chunkenc.ValNone
+}
+
+// Seek moves to the first sample at or after t; it never moves backwards.
+func (it *chunkListIterator) Seek(t int64) chunkenc.ValueType {
+	if it.lastVT != chunkenc.ValNone && it.cur.AtT() >= t {
+		return it.lastVT
+	}
+	if t > it.mint {
+		it.mint = t // samples before t are never needed again; whole chunks are skipped
+	}
+	return it.Next()
+}
+
+func (it *chunkListIterator) At() (int64, float64) { return it.cur.At() }
+func (it *chunkListIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.cur.AtHistogram(h)
+}
+func (it *chunkListIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return it.cur.AtFloatHistogram(fh)
+}
+func (it *chunkListIterator) AtT() int64 { return it.cur.AtT() }
+func (it *chunkListIterator) Err() error { return it.err }

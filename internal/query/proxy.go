@@ -1,0 +1,257 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigilhq/vigil/internal/storeapi"
+	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+)
+
+// Proxy fans a Series request out to every matching endpoint and merges their sorted
+// streams into one sorted stream, keeping track of which endpoint sent which chunks.
+type Proxy struct {
+	endpoints       *EndpointSet
+	responseTimeout time.Duration
+	logger          *slog.Logger
+}
+
+// NewProxy returns a proxy over the endpoint set. responseTimeout bounds the wait for
+// each frame from an endpoint (0 = no bound beyond the request's own deadline).
+func NewProxy(endpoints *EndpointSet, responseTimeout time.Duration, logger *slog.Logger) *Proxy {
+	return &Proxy{endpoints: endpoints, responseTimeout: responseTimeout, logger: logger}
+}
+
+// MergedSeries is one label set and, per endpoint that sent it, that endpoint's chunks.
+type MergedSeries struct {
+	Labels  []*storepb.Label
+	Sources [][]*storepb.AggrChunk
+}
+
+// frameBuffer is how many series each endpoint may have in flight: it hides network
+// latency while bounding memory per request.
+const frameBuffer = 64
+
+type frame struct {
+	series *storepb.Series
+}
+
+// endpointStream receives one endpoint's Series stream on its own goroutine.
+type endpointStream struct {
+	addr     string
+	ch       chan frame
+	cur      *storepb.Series
+	done     bool
+	err      error // set before ch is closed
+	warnings []string
+}
+
+// Select returns the endpoints a request must go to, and warnings for endpoints that are
+// down.
+func (p *Proxy) Select(mint, maxt int64, ms []*labels.Matcher, storeMatchers [][]*labels.Matcher) ([]Endpoint, []string) {
+	eps, problems := p.endpoints.Healthy()
+	out := eps[:0]
+	for _, ep := range eps {
+		if ep.Matches(mint, maxt, ms) && addressMatches(ep.Addr, storeMatchers) {
+			out = append(out, ep)
+		}
+	}
+	return out, problems
+}
+
+func addressMatches(addr string, sets [][]*labels.Matcher) bool {
+	if len(sets) == 0 {
+		return true
+	}
+	for _, set := range sets {
+		ok := true
+		for _, m := range set {
+			if m.Name == "__address__" && !m.Matches(addr) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Series starts the fan-out. The returned stream must be closed.
+func (p *Proxy) Series(ctx context.Context, req *storepb.SeriesRequest, storeMatchers [][]*labels.Matcher) (*MergeStream, error) {
+	ms, err := storeapi.MatchersFromProto(req.GetMatchers())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	eps, problems := p.Select(req.GetMinTime(), req.GetMaxTime(), ms, storeMatchers)
+	ctx, cancel := context.WithCancel(ctx)
+	m := &MergeStream{cancel: cancel, abort: req.GetPartialResponseStrategy() == storepb.PartialResponseStrategy_ABORT}
+	m.warnings = append(m.warnings, problems...)
+	for _, ep := range eps {
+		es := &endpointStream{addr: ep.Addr, ch: make(chan frame, frameBuffer)}
+		m.streams = append(m.streams, es)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			p.pump(ctx, ep, req, es)
+		}()
+	}
+	return m, nil
+}
+
+// pump copies one endpoint's stream into its channel, enforcing the response timeout.
+func (p *Proxy) pump(ctx context.Context, ep Endpoint, req *storepb.SeriesRequest, es *endpointStream) {
+	defer close(es.ch)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var timedOut atomic.Bool
+	progress := func() {}
+	if p.responseTimeout > 0 {
+		t := time.AfterFunc(p.responseTimeout, func() { timedOut.Store(true); cancel() })
+		defer t.Stop()
+		progress = func() { t.Reset(p.responseTimeout) }
+	}
+	es.err = p.recv(ctx, ep, req, es, progress)
+	if es.err != nil && timedOut.Load() {
+		es.err = fmt.Errorf("no response within --store.response-timeout=%s", p.responseTimeout)
+	}
+	if es.err != nil {
+		es.err = fmt.Errorf("endpoint %s: %w", ep.Addr, es.err)
+	}
+}
+
+func (p *Proxy) recv(ctx context.Context, ep Endpoint, req *storepb.SeriesRequest, es *endpointStream, progress func()) error {
+	st, err := ep.Client.Series(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for st.Next() {
+		progress()
+		select {
+		case es.ch <- frame{series: st.At()}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	es.warnings = st.Warnings()
+	return st.Err()
+}
+
+// MergeStream is the k-way merge of endpoint streams, sorted by labels. Series with equal
+// labels from several endpoints (replicas once replica labels are stripped, or the same
+// data from a sidecar and a store gateway) become one MergedSeries.
+type MergeStream struct {
+	streams  []*endpointStream
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	abort    bool
+	started  bool
+	cur      MergedSeries
+	warnings []string
+	err      error
+}
+
+// Next advances to the next merged series.
+func (m *MergeStream) Next() bool {
+	if m.err != nil {
+		return false
+	}
+	if !m.started {
+		m.started = true
+		for _, s := range m.streams {
+			m.advance(s)
+		}
+	}
+	var minLabels []*storepb.Label
+	for _, s := range m.streams {
+		if !s.done && (minLabels == nil || storeapi.CompareLabels(s.cur.Labels, minLabels) < 0) {
+			minLabels = s.cur.Labels
+		}
+	}
+	if m.err != nil || minLabels == nil {
+		return false
+	}
+	m.cur.Labels = minLabels
+	m.cur.Sources = m.cur.Sources[:0]
+	for _, s := range m.streams {
+		if s.done || storeapi.CompareLabels(s.cur.Labels, minLabels) != 0 {
+			continue
+		}
+		chunks := s.cur.Chunks
+		// A series may be split over consecutive frames of one endpoint.
+		for m.advance(s) && storeapi.CompareLabels(s.cur.Labels, minLabels) == 0 {
+			chunks = append(chunks, s.cur.Chunks...)
+		}
+		m.cur.Sources = append(m.cur.Sources, chunks)
+	}
+	return m.err == nil
+}
+
+// advance reads the endpoint's next series; false when it is exhausted.
+func (m *MergeStream) advance(s *endpointStream) bool {
+	f, ok := <-s.ch
+	if ok {
+		if s.cur != nil && storeapi.CompareLabels(f.series.Labels, s.cur.Labels) < 0 {
+			// The merge relies on sorted input; a misbehaving endpoint must not corrupt results.
+			s.err = fmt.Errorf("endpoint %s sent series out of order: %v after %v", s.addr,
+				storeapi.LabelsFromProto(f.series.Labels), storeapi.LabelsFromProto(s.cur.Labels))
+			m.err = s.err
+			return false
+		}
+		s.cur = f.series
+		return true
+	}
+	s.done, s.cur = true, nil
+	m.warnings = append(m.warnings, s.warnings...)
+	if s.err != nil {
+		if m.abort || status.Code(s.err) == codes.ResourceExhausted {
+			m.err = s.err
+			m.Close()
+		} else {
+			m.warnings = append(m.warnings, s.err.Error())
+		}
+	}
+	if m.abort && len(s.warnings) > 0 && m.err == nil {
+		m.err = fmt.Errorf("endpoint %s: %s", s.addr, s.warnings[0])
+	}
+	return false
+}
+
+// At returns the current merged series; it is valid until the next call to Next.
+func (m *MergeStream) At() *MergedSeries { return &m.cur }
+
+// Warnings returns the warnings collected so far (endpoint failures with partial
+// response, endpoint warnings, unhealthy endpoints).
+func (m *MergeStream) Warnings() []string { return slices.Compact(m.warnings) }
+
+// Err returns the error that ended the stream.
+func (m *MergeStream) Err() error { return m.err }
+
+// Close cancels every endpoint stream and waits for their goroutines.
+func (m *MergeStream) Close() {
+	m.cancel()
+	for _, s := range m.streams {
+		for range s.ch { // drain so pumps can exit
+		}
+	}
+	m.wg.Wait()
+}
+
+// callContext bounds a unary call to an endpoint by the response timeout.
+func (p *Proxy) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if p.responseTimeout > 0 {
+		return context.WithTimeout(ctx, p.responseTimeout)
+	}
+	return context.WithCancel(ctx)
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Vigil's tests need on a fresh Debian machine: real Prometheus, promtool,
+# Alertmanager and node exporter from Debian, and protoc for `make proto`. Idempotent:
+# anything already present is left alone.
+set -euo pipefail
+
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v protoc >/dev/null || need+=(protobuf-compiler libprotobuf-dev)
+
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  # Package installs must not start services on the machine (tests start their own on
+  # loopback ports): a policy-rc.d that denies every start.
+  if [ ! -x /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+  fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+prometheus --version 2>&1 | head -1

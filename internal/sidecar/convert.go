@@ -15,12 +15,20 @@ import (
 type converter struct {
 	ext        []storepb.Label     // external labels kept on the output, sorted
 	extNames   map[string]struct{} // every external label name (kept or stripped)
+	minExtName string              // smallest external label name
 	skipChunks bool
+	// ownExt is set when stored series may carry labels named like external labels.
+	// Prometheus sorted them by the values the external labels then hide, so the
+	// re-sort may only trust the labels before the first external label name.
+	ownExt bool
 }
 
 func newConverter(ext labels.Labels, stripped map[string]struct{}, skipChunks bool) *converter {
 	c := &converter{extNames: make(map[string]struct{}, ext.Len()), skipChunks: skipChunks}
 	ext.Range(func(l labels.Label) {
+		if len(c.extNames) == 0 {
+			c.minExtName = l.Name
+		}
 		c.extNames[l.Name] = struct{}{}
 		if _, ok := stripped[l.Name]; !ok {
 			c.ext = append(c.ext, storepb.Label{Name: l.Name, Value: l.Value})
@@ -79,8 +87,30 @@ func (c *converter) mergeLabels(in []prompb.Label) []*storepb.Label {
 	return out
 }
 
-// bound is the length of the prefix of ls that ends with its last non-external label.
+// withOwnExternalLabels switches to the conservative re-sort bound, for results in which
+// some stored series have their own labels named like external labels.
+func (c *converter) withOwnExternalLabels() *converter {
+	c.ownExt = true
+	return c
+}
+
+// bound is the length of the prefix of the final labels ls that every later series in
+// stored order is known not to sort below (see storeapi.Resorter). Normally that prefix
+// ends with the series' last own (non-external) label. When stored series may carry
+// labels named like external labels, only the labels before the smallest external label
+// name are ordered the same in stored and final form; with every external label stripped,
+// a later series may even end inside that prefix, so only its first label is trusted.
 func (c *converter) bound(ls []*storepb.Label) int {
+	if c.ownExt {
+		n := 0
+		for n < len(ls) && ls[n].Name < c.minExtName {
+			n++
+		}
+		if len(c.ext) == 0 {
+			n = min(n, 1)
+		}
+		return n
+	}
 	for k := len(ls) - 1; k >= 0; k-- {
 		if _, isExt := c.extNames[ls[k].Name]; !isExt {
 			return k + 1

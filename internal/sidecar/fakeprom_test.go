@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
@@ -31,15 +31,6 @@ import (
 	"github.com/vigilhq/vigil/internal/storeapi/infopb"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
-
-// skipBug skips a test that demonstrates a known product bug, keeping the suite green.
-// Set VIGIL_RUN_BUG_TESTS=1 to run it and see the failure.
-func skipBug(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("VIGIL_RUN_BUG_TESTS") == "" {
-		t.Skip("BUG: " + msg)
-	}
-}
 
 type sample struct {
 	T int64
@@ -59,18 +50,20 @@ type fakeSeries struct {
 type fakeProm struct {
 	srv *httptest.Server
 
-	mu          sync.Mutex
-	ext         labels.Labels
-	series      []fakeSeries // sorted by stored labels
-	lowest      string       // prometheus_tsdb_lowest_timestamp value
-	sampled     bool         // answer with SAMPLES (old Prometheus)
-	chunksFrame int          // >0: at most this many chunks per frame (split series)
-	readStatus  int          // non-zero: answer remote read with this HTTP status
-	readReqs    []*prompb.ReadRequest
+	mu            sync.Mutex
+	ext           labels.Labels
+	series        []fakeSeries // sorted by stored labels
+	lowest        string       // prometheus_tsdb_lowest_timestamp value
+	sampled       bool         // answer with SAMPLES (old Prometheus)
+	chunksFrame   int          // >0: at most this many chunks per frame (split series)
+	readStatus    int          // non-zero: answer remote read with this HTTP status
+	readReqs      []*prompb.ReadRequest
+	labelReqs     []url.Values
+	labelWarnings []string
 }
 
 func newFakeProm(t testing.TB, ext labels.Labels, series ...fakeSeries) *fakeProm {
-	fp := &fakeProm{ext: ext, lowest: "1.0e+06"}
+	fp := &fakeProm{ext: ext, lowest: "0"}
 	fp.setSeries(series)
 	fp.srv = httptest.NewServer(fp)
 	t.Cleanup(fp.srv.Close)
@@ -112,9 +105,64 @@ func (fp *fakeProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "# TYPE prometheus_tsdb_lowest_timestamp gauge\nprometheus_tsdb_lowest_timestamp %s\n", fp.lowest)
 	case "/api/v1/read":
 		fp.serveRead(w, r)
+	case "/api/v1/labels":
+		fp.serveLabels(w, r, "")
 	default:
+		if name, ok := strings.CutPrefix(r.URL.Path, "/api/v1/label/"); ok && strings.HasSuffix(name, "/values") {
+			fp.serveLabels(w, r, strings.TrimSuffix(name, "/values"))
+			return
+		}
 		http.NotFound(w, r)
 	}
+}
+
+// serveLabels answers /api/v1/labels (name == "") or /api/v1/label/<name>/values from the
+// stored series matching any match[] selector (all series without one). Like Prometheus,
+// it knows nothing of external labels.
+func (fp *fakeProm) serveLabels(w http.ResponseWriter, r *http.Request, name string) {
+	_ = r.ParseForm()
+	fp.labelReqs = append(fp.labelReqs, r.Form)
+	var sels [][]*labels.Matcher
+	for _, s := range r.Form["match[]"] {
+		ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(s)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]any{"status": "error", "errorType": "bad_data", "error": err.Error()})
+			return
+		}
+		sels = append(sels, ms)
+	}
+	set := map[string]bool{}
+	for _, s := range fp.series {
+		match := len(sels) == 0
+		for _, ms := range sels {
+			match = match || matchesAll(ms, s.lset)
+		}
+		if !match {
+			continue
+		}
+		s.lset.Range(func(l labels.Label) {
+			switch {
+			case name == "":
+				set[l.Name] = true
+			case l.Name == name:
+				set[l.Value] = true
+			}
+		})
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": out, "warnings": fp.labelWarnings})
+}
+
+func (fp *fakeProm) labelRequests() []url.Values {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	return slices.Clone(fp.labelReqs)
 }
 
 func (fp *fakeProm) serveRead(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,9 @@
 package sidecar
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -204,35 +206,87 @@ func TestResortPropertyNoClash(t *testing.T) {
 	runResortProperty(t, false, []uint64{1, 2, 3, 4}, 2500)
 }
 
-// TestResortPropertySeriesLabelsClashWithExternal is the same property when stored series
-// carry labels named like external labels (e.g. a scraped "cluster" label), which the
-// contract says the external label overrides.
-func TestResortPropertySeriesLabelsClashWithExternal(t *testing.T) {
-	skipBug(t, resortClashBug)
-	runResortProperty(t, true, []uint64{1, 2, 3, 4}, 2500)
+// runStoreResortProperty runs generated cases through the whole Series path: gRPC client,
+// Store, fake Prometheus (remote read sorted by stored labels, series labels winning over
+// external ones). Every stored series gets k="x" so that one non-external matcher selects
+// all of them, and a sample whose value identifies it, so each output series can be
+// checked against its own expected final labels.
+func runStoreResortProperty(t *testing.T, clash bool, seed uint64, n int) {
+	t.Helper()
+	fp := newFakeProm(t, labels.FromStrings("placeholder", "1"))
+	env := startStore(t, fp, Limits{}, true)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for i := range n {
+		c := genResortCase(rng, clash)
+		if len(c.stored) == 0 {
+			continue
+		}
+		series := make([]fakeSeries, len(c.stored))
+		for j, st := range c.stored {
+			b := labels.NewBuilder(st)
+			b.Set("k", "x")
+			c.stored[j] = b.Labels()
+			series[j] = fakeSeries{lset: c.stored[j], samples: []sample{{T: 1000, V: float64(j)}}}
+		}
+		fp.mu.Lock()
+		fp.ext = c.ext
+		fp.mu.Unlock()
+		fp.setSeries(series)
+		if err := env.prom.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		req := allTime(eq("k", "x"))
+		req.WithoutReplicaLabels = c.withoutReplica
+		got, err := env.series(t, req)
+		if err != nil {
+			t.Fatalf("seed %d case %d: Series: %v\ncase: %s", seed, i, err, c)
+		}
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("seed %d case %d: %s\noutput:\n  %s\ncase: %s", seed, i, fmt.Sprintf(format, args...), strings.Join(labelStrings(got), "\n  "), c)
+		}
+		// Stored series whose remote-read labels are identical arrive as consecutive frames
+		// with equal labels, which the client joins like a split series; their final labels
+		// are equal too. So check sample by sample: each stored series' sample comes back
+		// exactly once, under that series' final labels.
+		seen := make([]bool, len(c.stored))
+		for k, s := range got {
+			if k > 0 && storeapi.CompareLabels(got[k-1].Labels, s.Labels) > 0 {
+				fail("output not sorted at position %d", k)
+			}
+			smps, err := storeapi.FloatSamples(s, math.MinInt64, math.MaxInt64)
+			if err != nil || len(smps) == 0 {
+				fail("series %d: samples %v, %v", k, smps, err)
+			}
+			for _, smp := range smps {
+				j := int(smp.V)
+				if seen[j] {
+					fail("stored series %d returned twice", j)
+				}
+				seen[j] = true
+				if want, _ := finalLabels(c, c.stored[j]); !labels.Equal(storeapi.LabelsFromProto(s.Labels), want) {
+					fail("stored %s came back as %s, want %s", c.stored[j], storeapi.LabelsFromProto(s.Labels), want)
+				}
+			}
+		}
+		for j, ok := range seen {
+			if !ok {
+				fail("stored series %s missing", c.stored[j])
+			}
+		}
+	}
 }
 
-const resortClashBug = "converter.bound (internal/sidecar/convert.go) assumes that for every series y after s in stored order " +
-	"f(y) >= T(s); that is false when a stored series carries a label named like an external label: the stored order " +
-	"depends on that label's own value, which the external value then replaces. Ext b=\"e\", stored {a=1,b=1,c=1} < " +
-	"{a=1,b=2,c=3} < {a=1,b=3}: the Resorter emits {a=1,b=e,c=1} when {a=1,b=e,c=3} arrives, then {a=1,b=e} (which sorts " +
-	"before it) comes last, so Series returns {a=1,b=e,c=1}, {a=1,b=e}, {a=1,b=e,c=3} — not sorted"
+// TestSeriesResortPropertyNoClash: the property through the Store, no label clashes.
+func TestSeriesResortPropertyNoClash(t *testing.T) {
+	runStoreResortProperty(t, false, 11, 1000)
+}
 
-// TestResortClashMinimal is the smallest case found for the bug above, through the real
-// converter and Resorter.
-func TestResortClashMinimal(t *testing.T) {
-	skipBug(t, resortClashBug)
-	c := resortCase{
-		ext: labels.FromStrings("b", "e"),
-		stored: []labels.Labels{
-			labels.FromStrings("a", "1", "b", "1", "c", "1"),
-			labels.FromStrings("a", "1", "b", "2", "c", "3"),
-			labels.FromStrings("a", "1", "b", "3"),
-		},
-	}
-	if msg := checkResortCase(c); msg != "" {
-		t.Fatal(msg)
-	}
+// TestSeriesResortPropertyClash: stored series may carry labels named like external labels
+// (e.g. a scraped "cluster" label), which the contract says the external label overrides.
+func TestSeriesResortPropertyClash(t *testing.T) {
+	runStoreResortProperty(t, true, 12, 1500)
 }
 
 // TestResortHeldBackThroughConverter: stored {a=1} < {a=1,b=x}; with the external label

@@ -108,14 +108,16 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	_, stripped := storeapi.StripSet(ext, req.GetWithoutReplicaLabels())
+	conv := newConverter(ext, stripped, req.GetSkipChunks())
+	if s.seriesCarryExternalNames(srv.Context(), ext, rest, mint, req.GetMaxTime()) {
+		conv.withOwnExternalLabels()
+	}
 	stream, err := s.client.RemoteRead(srv.Context(), q)
 	if err != nil {
 		return status.Error(codes.Unavailable, fmt.Sprintf("remote read from Prometheus: %v", err))
 	}
 	defer stream.Close()
-
-	_, stripped := storeapi.StripSet(ext, req.GetWithoutReplicaLabels())
-	conv := newConverter(ext, stripped, req.GetSkipChunks())
 	shard := storeapi.NewShardMatcher(req.GetShardInfo())
 	sender := storeapi.NewSeriesSender(srv, req.GetResponseBatchSize())
 	lim := newLimiter(s.limits, req.GetLimit())
@@ -137,17 +139,38 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 	return sender.Flush()
 }
 
+// seriesCarryExternalNames asks Prometheus whether any selected series has a label of its
+// own named like an external label (its label API does not add external labels). Such
+// series are sorted by values the external labels override, which the re-sort must know.
+// When in doubt it answers true: that only costs memory, never order.
+func (s *Store) seriesCarryExternalNames(ctx context.Context, ext labels.Labels, ms []*labels.Matcher, mint, maxt int64) bool {
+	names, _, err := s.client.LabelNames(ctx, selectors(ms), msTime(mint), endTime(maxt))
+	if err != nil {
+		return true
+	}
+	for _, n := range names {
+		if ext.Has(n) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Store) stream(stream promclient.ReadStream, conv *converter, shard *storeapi.ShardMatcher, lim *limiter, r *storeapi.Resorter) error {
 	for stream.Next() {
 		raw := stream.At()
-		if err := lim.addSamples(raw.Chunks); err != nil {
-			return err
-		}
 		series, bound := conv.convert(raw)
 		if !shard.Matches(series.Labels) {
 			continue
 		}
+		// Limits count what this request returns: series of other shards are not its.
+		if err := lim.addSamples(raw.Chunks); err != nil {
+			return err
+		}
 		if err := r.Push(series, bound); err != nil {
+			if errors.Is(err, errLimitReached) {
+				return err
+			}
 			return toStatus(err)
 		}
 	}
@@ -236,7 +259,8 @@ func (s *Store) LabelValues(ctx context.Context, req *storepb.LabelValuesRequest
 		return nil, status.Error(codes.InvalidArgument, "label name parameter cannot be empty")
 	}
 	ext, _, rest, ok, err := s.prepare(req.GetMatchers())
-	if err != nil || !ok || slices.Contains(req.GetWithoutReplicaLabels(), req.GetLabel()) && ext.Has(req.GetLabel()) {
+	// A label the client strips as a replica label has no values to show it.
+	if err != nil || !ok || slices.Contains(req.GetWithoutReplicaLabels(), req.GetLabel()) {
 		return &storepb.LabelValuesResponse{}, err
 	}
 	start, end := msTime(req.GetStart()), endTime(req.GetEnd())

@@ -14,7 +14,7 @@ import (
 	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/promclient"
 	"github.com/vigilhq/vigil/internal/sidecar"
-	"github.com/vigilhq/vigil/internal/storeapi/infopb"
+	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -62,8 +62,7 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		}
 	})
 	store := sidecar.NewStore(prom, client, cfg.limits)
-	storepb.RegisterStoreServer(s.grpc.Server(), sidecar.LegacyStore{Store: store})
-	infopb.RegisterInfoServer(s.grpc.Server(), store)
+	storeapi.Register(s.grpc.Server(), store, store, storepb.StoreType_SIDECAR)
 	s.probe.Healthy()
 
 	startup := func(ctx context.Context) error {

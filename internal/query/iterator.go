@@ -167,3 +167,6 @@ func (it *chunkListIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int
 }
 func (it *chunkListIterator) AtT() int64 { return it.cur.AtT() }
 func (it *chunkListIterator) Err() error { return it.err }
+
+// AtST returns the current sample's start timestamp, when the chunk format has one.
+func (it *chunkListIterator) AtST() int64 { return it.cur.AtST() }

@@ -348,8 +348,7 @@ func startStore(t *testing.T, fp *fakeProm, limits Limits, refresh bool) *storeE
 	store := NewStore(prom, client, limits)
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	storepb.RegisterStoreServer(srv, LegacyStore{Store: store})
-	infopb.RegisterInfoServer(srv, store)
+	storeapi.Register(srv, store, store, storepb.StoreType_SIDECAR)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 

@@ -27,7 +27,6 @@ type Limits struct {
 
 // Store serves the StoreAPI and Info API from a Prometheus.
 type Store struct {
-	storepb.UnimplementedStoreServer
 	infopb.UnimplementedInfoServer
 
 	prom   *Prometheus
@@ -56,21 +55,6 @@ func (s *Store) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse
 			MinTime: mint, MaxTime: math.MaxInt64,
 			SupportsSharding: true, SupportsWithoutReplicaLabels: true,
 		},
-	}, nil
-}
-
-// LegacyStore serves the pre-v0.23 thanos.Store/Info call alongside the Store service.
-type LegacyStore struct{ *Store }
-
-// Info answers the legacy Store.Info call.
-func (s LegacyStore) Info(ctx context.Context, _ *storepb.InfoRequest) (*storepb.InfoResponse, error) {
-	in, err := s.Store.Info(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &storepb.InfoResponse{
-		Labels: in.LabelSets[0].Labels, LabelSets: in.LabelSets,
-		MinTime: in.Store.MinTime, MaxTime: in.Store.MaxTime, StoreType: storepb.StoreType_SIDECAR,
 	}, nil
 }
 

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,7 +181,7 @@ func (e *EndpointSet) probe(ctx context.Context, st *endpointState) {
 		return
 	}
 	if !wasHealthy {
-		e.logger.Info("StoreAPI endpoint healthy", "address", st.Addr, "component", info.GetComponentType())
+		e.logger.Info("StoreAPI endpoint healthy", "address", st.Addr, "type", info.GetComponentType())
 	}
 	st.lastHealthy = st.lastCheck
 	st.applyInfo(info)
@@ -213,7 +213,7 @@ func (e *EndpointSet) Healthy() ([]Endpoint, []string) {
 			problems = append(problems, fmt.Sprintf("endpoint %s is unavailable and was not queried: %v", st.Addr, st.lastErr))
 		}
 	}
-	slices.SortFunc(out, func(a, b Endpoint) int { return compareStrings(a.Addr, b.Addr) })
+	slices.SortFunc(out, func(a, b Endpoint) int { return strings.Compare(a.Addr, b.Addr) })
 	slices.Sort(problems)
 	return out, problems
 }
@@ -239,7 +239,7 @@ func (e *EndpointSet) Stores() map[string][]StoreStatus {
 		out[typ] = append(out[typ], s)
 	}
 	for _, l := range out {
-		slices.SortFunc(l, func(a, b StoreStatus) int { return compareStrings(a.Name, b.Name) })
+		slices.SortFunc(l, func(a, b StoreStatus) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return out
 }
@@ -254,16 +254,6 @@ func (e *EndpointSet) Close() {
 		}
 		delete(e.endpoints, a)
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Matches reports whether an endpoint may hold series for the matchers in [mint, maxt]:
@@ -297,6 +287,3 @@ func labelSetMatches(ls labels.Labels, ms []*labels.Matcher) bool {
 	}
 	return true
 }
-
-// maxTime is the widest StoreAPI time.
-const maxTime = math.MaxInt64

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/prometheus/promql"
+
+	"github.com/vigilhq/vigil/internal/dedup"
+	"github.com/vigilhq/vigil/internal/discovery"
+	"github.com/vigilhq/vigil/internal/query"
+	"github.com/vigilhq/vigil/internal/queryapi"
+	"github.com/vigilhq/vigil/internal/storeapi"
+	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+)
+
+type queryConfig struct {
+	servers                             *serverFlags
+	endpoints, stores, sdFiles          *[]string
+	replicaLabels                       *[]string
+	dedupFunc                           *string
+	sdInterval, dnsInterval             *time.Duration
+	unhealthyTimeout, responseTimeout   *time.Duration
+	infoTimeout                         *time.Duration
+	timeout, lookbackDelta, defaultStep *time.Duration
+	maxConcurrent, maxSamples           *int
+	partialResponse                     *bool
+	clientTLS                           *clientTLSFlags
+	compression                         *string
+}
+
+type clientTLSFlags struct {
+	secure, skipVerify        *bool
+	cert, key, ca, serverName *string
+}
+
+func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
+	cmd := app.Command("query", "Query node: Prometheus HTTP API and PromQL over every StoreAPI endpoint, with replica deduplication.")
+	cfg := queryConfig{servers: addServerFlags(cmd)}
+	cfg.endpoints = cmd.Flag("endpoint", "StoreAPI endpoint (host:port, dns+host:port, dnssrv+name, dnssrvnoa+name); repeatable.").Strings()
+	cfg.stores = cmd.Flag("store", "Alias of --endpoint (removed from Thanos in v0.38, still used by tutorials); repeatable.").Strings()
+	cfg.sdFiles = cmd.Flag("store.sd-files", "Path to a file in Prometheus file SD format listing endpoints; repeatable; watched for changes.").Strings()
+	cfg.sdInterval = durationFlag(cmd, "store.sd-interval", "Re-read interval of --store.sd-files (besides change notifications).", "5m")
+	cfg.dnsInterval = durationFlag(cmd, "store.sd-dns-interval", "Interval between DNS resolutions of endpoints.", "30s")
+	cfg.unhealthyTimeout = durationFlag(cmd, "store.unhealthy-timeout", "Drop an endpoint after it has been unhealthy for this long.", "5m")
+	cfg.responseTimeout = durationFlag(cmd, "store.response-timeout", "If an endpoint sends nothing for this long, give up on it (0 = wait for the query timeout).", "0ms")
+	cfg.infoTimeout = durationFlag(cmd, "endpoint.info-timeout", "Timeout of each Info probe; endpoints are probed every 5s.", "5s")
+	cfg.replicaLabels = cmd.Flag("query.replica-label", "Label that tells replicas apart; repeatable or comma-separated. Series that differ only in these labels are deduplicated.").Strings()
+	cfg.dedupFunc = cmd.Flag("deduplication.func", "Deduplication algorithm: gapfill (Vigil's default: follow one replica, fill its gaps, keep counters continuous) or penalty (Thanos's).").Default("gapfill").Enum("gapfill", "penalty")
+	cfg.timeout = durationFlag(cmd, "query.timeout", "Maximum time to process a query.", "2m")
+	cfg.lookbackDelta = durationFlag(cmd, "query.lookback-delta", "How far back to look for a sample in instant vector selectors.", "5m")
+	cfg.defaultStep = durationFlag(cmd, "query.default-step", "Default range query step when none is given.", "1s")
+	cfg.maxConcurrent = cmd.Flag("query.max-concurrent", "Maximum number of queries processed concurrently.").Default("20").Int()
+	cfg.maxSamples = cmd.Flag("query.max-samples", "Maximum samples a single query may load into memory; over it the query fails.").Default("50000000").Int()
+	cfg.partialResponse = cmd.Flag("query.partial-response", "Answer with the data of healthy endpoints plus warnings when some fail (per-request partial_response overrides).").Default("true").Bool()
+	cfg.compression = cmd.Flag("grpc-compression", "Compression for StoreAPI calls: none or snappy.").Default("none").Enum("none", "snappy")
+	cfg.clientTLS = &clientTLSFlags{
+		secure:     cmd.Flag("grpc-client-tls-secure", "Use TLS when talking to endpoints.").Default("false").Bool(),
+		skipVerify: cmd.Flag("grpc-client-tls-skip-verify", "Do not verify endpoint certificates.").Default("false").Bool(),
+		cert:       cmd.Flag("grpc-client-tls-cert", "Client certificate for endpoints.").Default("").String(),
+		key:        cmd.Flag("grpc-client-tls-key", "Client key for endpoints.").Default("").String(),
+		ca:         cmd.Flag("grpc-client-tls-ca", "CA to verify endpoint certificates with.").Default("").String(),
+		serverName: cmd.Flag("grpc-client-server-name", "Server name to verify endpoint certificates against.").Default("").String(),
+	}
+	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
+		return runQuery(ctx, logger, reg, cfg)
+	}
+}
+
+func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry, cfg queryConfig) error {
+	dedupFunc, err := dedup.ParseFunc(*cfg.dedupFunc)
+	if err != nil {
+		return err
+	}
+	specs := append(append([]string{}, *cfg.endpoints...), *cfg.stores...)
+	for _, s := range specs {
+		if err := discovery.ValidateSpec(s); err != nil {
+			return err
+		}
+	}
+	tlsCfg, err := cfg.clientTLS.config()
+	if err != nil {
+		return err
+	}
+	s, err := newServers(logger, reg, cfg.servers)
+	if err != nil {
+		return err
+	}
+	var fsd *discovery.FileSD
+	if len(*cfg.sdFiles) > 0 {
+		fsd = discovery.NewFileSD(*cfg.sdFiles, *cfg.sdInterval, logger, reg)
+	}
+	eps := discovery.NewEndpoints(specs, fsd, discovery.NewDNS(net.DefaultResolver, logger, reg), *cfg.dnsInterval, logger)
+	set := query.NewEndpointSet(query.EndpointSetConfig{
+		Addresses: eps.Addresses, DialOptions: storeapi.DialOptions(tlsCfg, *cfg.compression),
+		InfoTimeout: *cfg.infoTimeout, UnhealthyTimeout: *cfg.unhealthyTimeout,
+	}, logger, reg)
+	proxy := query.NewProxy(set, *cfg.responseTimeout, logger)
+
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger: logger, Reg: reg, MaxSamples: *cfg.maxSamples, Timeout: *cfg.timeout,
+		LookbackDelta: *cfg.lookbackDelta, EnableAtModifier: true, EnableNegativeOffset: true,
+		ActiveQueryTracker: nil, NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+	})
+	api := queryapi.New(queryapi.Config{
+		Engine: engine, Queryable: query.NewQueryableFactory(proxy, dedupFunc), Stores: set,
+		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), PartialResponse: *cfg.partialResponse,
+		LookbackDelta: *cfg.lookbackDelta, DefaultStep: *cfg.defaultStep, Timeout: *cfg.timeout,
+		BuildInfo: queryapi.BuildInfo{Version: version.Version, Revision: version.Revision, Branch: version.Branch,
+			BuildUser: version.BuildUser, BuildDate: version.BuildDate, GoVersion: runtime.Version()},
+		Logger: logger,
+	})
+	api.Register(s.http.Mux(), "")
+	store := query.NewStoreServer(proxy)
+	storeapi.Register(s.grpc.Server(), store, store, storepb.StoreType_QUERY)
+	s.probe.Healthy()
+	// Resolve and probe once before reporting ready, so the first queries see endpoints.
+	if err := eps.Refresh(ctx); err != nil {
+		logger.Warn("initial endpoint discovery incomplete", "err", err)
+	}
+	set.Update(ctx)
+	s.probe.Ready()
+	logger.Info("starting query node", "endpoints", strings.Join(specs, ","), "sd_files", strings.Join(*cfg.sdFiles, ","),
+		"replica_labels", strings.Join(splitReplicaLabels(*cfg.replicaLabels), ","))
+	return s.run(ctx, eps.Run, func(ctx context.Context) error { return set.Run(ctx, 5*time.Second) })
+}
+
+// splitReplicaLabels accepts both repeated flags and comma-separated values.
+func splitReplicaLabels(in []string) []string {
+	var out []string
+	for _, v := range in {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func (f *clientTLSFlags) config() (*tls.Config, error) {
+	if !*f.secure {
+		return nil, nil
+	}
+	cfg := &tls.Config{InsecureSkipVerify: *f.skipVerify, ServerName: *f.serverName, MinVersion: tls.VersionTLS12}
+	if *f.ca != "" {
+		pem, err := os.ReadFile(*f.ca)
+		if err != nil {
+			return nil, fmt.Errorf("read --grpc-client-tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificates in --grpc-client-tls-ca %s", *f.ca)
+		}
+		cfg.RootCAs = pool
+	}
+	if *f.cert != "" || *f.key != "" {
+		cert, err := tls.LoadX509KeyPair(*f.cert, *f.key)
+		if err != nil {
+			return nil, fmt.Errorf("load gRPC client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}

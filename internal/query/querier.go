@@ -1,0 +1,277 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/vigilhq/vigil/internal/dedup"
+	"github.com/vigilhq/vigil/internal/storeapi"
+	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+)
+
+// Queryable is the storage.Queryable over all endpoints for one request's options.
+type Queryable struct {
+	proxy     *Proxy
+	opts      Options
+	dedupFunc dedup.Func
+	pool      chunkenc.Pool
+}
+
+// NewQueryableFactory returns the factory the HTTP API calls per request.
+func NewQueryableFactory(proxy *Proxy, dedupFunc dedup.Func) QueryableFactory {
+	pool := chunkenc.NewPool()
+	return func(opts Options) storage.Queryable {
+		return &Queryable{proxy: proxy, opts: opts, dedupFunc: dedupFunc, pool: pool}
+	}
+}
+
+// Querier implements storage.Queryable.
+func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &querier{Queryable: q, mint: mint, maxt: maxt}, nil
+}
+
+type querier struct {
+	*Queryable
+	mint, maxt int64
+}
+
+func (q *querier) dedupEnabled() bool { return q.opts.Dedup && len(q.opts.ReplicaLabels) > 0 }
+
+func (q *querier) strategy() storepb.PartialResponseStrategy {
+	if q.opts.PartialResponse {
+		return storepb.PartialResponseStrategy_WARN
+	}
+	return storepb.PartialResponseStrategy_ABORT
+}
+
+// seriesRequest translates PromQL select hints into a StoreAPI request.
+func (q *querier) seriesRequest(hints *storage.SelectHints, ms []*labels.Matcher) *storepb.SeriesRequest {
+	mint, maxt := q.mint, q.maxt
+	req := &storepb.SeriesRequest{
+		Matchers:                storeapi.MatchersToProto(ms),
+		MaxResolutionWindow:     q.opts.MaxSourceResolution,
+		PartialResponseStrategy: q.strategy(),
+		Aggregates:              []storepb.Aggr{storepb.Aggr_COUNT, storepb.Aggr_SUM},
+	}
+	if hints != nil {
+		mint, maxt = hints.Start, hints.End
+		req.SkipChunks = hints.Func == "series"
+		req.Aggregates = aggregatesFor(hints.Func)
+		req.QueryHints = &storepb.QueryHints{
+			StepMillis: hints.Step,
+			Func:       &storepb.Func{Name: hints.Func},
+			Grouping:   &storepb.Grouping{By: hints.By, Labels: hints.Grouping},
+			Range:      &storepb.Range{Millis: hints.Range},
+		}
+	}
+	req.MinTime, req.MaxTime = mint, maxt
+	if q.dedupEnabled() {
+		req.WithoutReplicaLabels = q.opts.ReplicaLabels
+	}
+	return req
+}
+
+// aggregatesFor picks the downsampled aggregates a PromQL function needs.
+func aggregatesFor(fn string) []storepb.Aggr {
+	switch fn {
+	case "min", "min_over_time":
+		return []storepb.Aggr{storepb.Aggr_MIN}
+	case "max", "max_over_time":
+		return []storepb.Aggr{storepb.Aggr_MAX}
+	case "count", "count_over_time":
+		return []storepb.Aggr{storepb.Aggr_COUNT}
+	case "sum_over_time":
+		return []storepb.Aggr{storepb.Aggr_SUM}
+	case "rate", "increase", "irate", "resets", "xrate", "xincrease":
+		return []storepb.Aggr{storepb.Aggr_COUNTER}
+	}
+	return []storepb.Aggr{storepb.Aggr_COUNT, storepb.Aggr_SUM}
+}
+
+// Select streams the merged (and, when enabled, deduplicated) series.
+func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	req := q.seriesRequest(hints, ms)
+	stream, err := q.proxy.Series(ctx, req, q.opts.StoreMatchers)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	fn := ""
+	if hints != nil {
+		fn = hints.Func
+	}
+	return &seriesSet{
+		stream: stream, mint: req.MinTime, maxt: req.MaxTime, pool: q.pool,
+		dedup: q.dedupEnabled(), opts: dedup.Options{Func: q.dedupFunc, Counter: dedup.IsCounterFunc(fn)},
+	}
+}
+
+// seriesSet adapts a MergeStream to storage.SeriesSet.
+type seriesSet struct {
+	stream     *MergeStream
+	mint, maxt int64
+	pool       chunkenc.Pool
+	dedup      bool
+	opts       dedup.Options
+	cur        *series
+	closed     bool
+}
+
+func (s *seriesSet) Next() bool {
+	if !s.stream.Next() {
+		if !s.closed {
+			s.closed = true
+			s.stream.Close()
+		}
+		return false
+	}
+	m := s.stream.At()
+	var replicas [][]*storepb.AggrChunk
+	for _, src := range m.Sources {
+		replicas = append(replicas, splitOverlapping(src)...)
+	}
+	s.cur = &series{lset: storeapi.LabelsFromProto(m.Labels), replicas: replicas, set: s}
+	return true
+}
+
+func (s *seriesSet) At() storage.Series { return s.cur }
+func (s *seriesSet) Err() error         { return s.stream.Err() }
+func (s *seriesSet) Warnings() annotations.Annotations {
+	var a annotations.Annotations
+	for _, w := range s.stream.Warnings() {
+		a.Add(errors.New(w))
+	}
+	return a
+}
+
+type series struct {
+	lset     labels.Labels
+	replicas [][]*storepb.AggrChunk
+	set      *seriesSet
+}
+
+func (s *series) Labels() labels.Labels { return s.lset }
+
+func (s *series) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	its := make([]chunkenc.Iterator, len(s.replicas))
+	for i, r := range s.replicas {
+		its[i] = newChunkListIterator(r, s.set.mint, s.set.maxt, s.set.pool)
+	}
+	switch {
+	case len(its) == 1:
+		return its[0]
+	case s.set.dedup:
+		return dedup.NewIterator(its, s.set.opts)
+	default:
+		// Same labels without dedup: the same data reached us twice (for example from a
+		// sidecar and a store gateway); a chain merge drops the duplicates.
+		return storage.ChainSampleIteratorFromIterators(nil, its)
+	}
+}
+
+// LabelNames fans out to the matching endpoints and merges the names.
+func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.fanOutLabels(ctx, ms, func(ctx context.Context, ep Endpoint) ([]string, []string, error) {
+		r, err := ep.Client.LabelNames(ctx, &storepb.LabelNamesRequest{
+			Start: q.mint, End: q.maxt, Matchers: storeapi.MatchersToProto(ms), Limit: limitOf(hints),
+			PartialResponseStrategy: q.strategy(), WithoutReplicaLabels: q.replicaLabelsToStrip(),
+		})
+		return r.GetNames(), r.GetWarnings(), err
+	}, limitOf(hints))
+}
+
+// LabelValues fans out to the matching endpoints and merges the values.
+func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if q.dedupEnabled() && slices.Contains(q.opts.ReplicaLabels, name) {
+		return nil, nil, nil
+	}
+	return q.fanOutLabels(ctx, ms, func(ctx context.Context, ep Endpoint) ([]string, []string, error) {
+		r, err := ep.Client.LabelValues(ctx, &storepb.LabelValuesRequest{
+			Label: name, Start: q.mint, End: q.maxt, Matchers: storeapi.MatchersToProto(ms), Limit: limitOf(hints),
+			PartialResponseStrategy: q.strategy(), WithoutReplicaLabels: q.replicaLabelsToStrip(),
+		})
+		return r.GetValues(), r.GetWarnings(), err
+	}, limitOf(hints))
+}
+
+func (q *querier) replicaLabelsToStrip() []string {
+	if q.dedupEnabled() {
+		return q.opts.ReplicaLabels
+	}
+	return nil
+}
+
+func limitOf(h *storage.LabelHints) int64 {
+	if h == nil {
+		return 0
+	}
+	return int64(h.Limit)
+}
+
+type labelCall func(ctx context.Context, ep Endpoint) (values, warnings []string, err error)
+
+func (q *querier) fanOutLabels(ctx context.Context, ms []*labels.Matcher, call labelCall, limit int64) ([]string, annotations.Annotations, error) {
+	eps, problems := q.proxy.Select(q.mint, q.maxt, ms, q.opts.StoreMatchers)
+	var (
+		mu       sync.Mutex
+		all      []string
+		warnings annotations.Annotations
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for _, p := range problems {
+		warnings.Add(errors.New(p))
+	}
+	for _, ep := range eps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := q.proxy.callContext(ctx)
+			defer cancel()
+			vals, ws, err := call(cctx, ep)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, w := range ws {
+				warnings.Add(errors.New(w))
+			}
+			if err != nil {
+				err = fmt.Errorf("endpoint %s: %w", ep.Addr, err)
+				if !q.opts.PartialResponse && firstErr == nil {
+					firstErr = err
+				}
+				warnings.Add(err)
+				return
+			}
+			all = append(all, vals...)
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, warnings, firstErr
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	if limit > 0 && int64(len(all)) > limit {
+		all = all[:limit]
+	}
+	return all, warnings, nil
+}
+
+// Close implements storage.Querier.
+func (q *querier) Close() error { return nil }
+
+func warningStrings(a annotations.Annotations) []string {
+	out := make([]string, 0, len(a))
+	for _, err := range a {
+		out = append(out, err.Error())
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,280 @@
+package queryapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/vigilhq/vigil/internal/query"
+)
+
+// t0 is the first sample time (ms) of the test data: 2023-11-14T22:13:20Z.
+const t0 = int64(1_700_000_000_000)
+
+// testHistogram is the native histogram stored in native_hist: a zero bucket of 1,
+// one negative bucket [-1,-0.5) of 1, positive buckets (0.5,1] of 2 and (1,2] of 1.
+func testHistogram() *histogram.Histogram {
+	return &histogram.Histogram{
+		Schema:          0,
+		Count:           5,
+		Sum:             10.5,
+		ZeroThreshold:   0.001,
+		ZeroCount:       1,
+		PositiveSpans:   []histogram.Span{{Offset: 0, Length: 2}},
+		PositiveBuckets: []int64{2, -1},
+		NegativeSpans:   []histogram.Span{{Offset: 0, Length: 1}},
+		NegativeBuckets: []int64{1},
+	}
+}
+
+// newTestDB opens a TSDB with 41 samples (every 15s over 10 minutes from t0) of:
+//
+//	up{instance="a:9090",job="prom"}                 1
+//	up{instance="b:9090",job="prom",replica="r1"}    0
+//	http_requests_total{code="200",job="api"}        10*i
+//	weird{path="/a<b>&\"q\"\n\\ é"}                  1.5e-07
+//	native_hist{job="h"}                             testHistogram()
+func newTestDB(t testing.TB) *tsdb.DB {
+	t.Helper()
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = 0
+	opts.MinBlockDuration = int64(24 * time.Hour / time.Millisecond)
+	opts.MaxBlockDuration = opts.MinBlockDuration
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+
+	app := db.Appender(context.Background())
+	series := []struct {
+		ls labels.Labels
+		v  func(i int) float64
+	}{
+		{labels.FromStrings("__name__", "up", "job", "prom", "instance", "a:9090"), func(int) float64 { return 1 }},
+		{labels.FromStrings("__name__", "up", "job", "prom", "instance", "b:9090", "replica", "r1"), func(int) float64 { return 0 }},
+		{labels.FromStrings("__name__", "http_requests_total", "job", "api", "code", "200"), func(i int) float64 { return float64(10 * i) }},
+		{labels.FromStrings("__name__", "weird", "path", "/a<b>&\"q\"\n\\ é"), func(int) float64 { return 1.5e-7 }},
+	}
+	hist := labels.FromStrings("__name__", "native_hist", "job", "h")
+	for i := 0; i <= 40; i++ {
+		ts := t0 + int64(i)*15000
+		for _, s := range series {
+			if _, err := app.Append(0, s.ls, ts, s.v(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := app.AppendHistogram(0, hist, ts, testHistogram(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// recorder is a QueryableFactory over a storage that records the options of every
+// call and can inject warnings and errors.
+type recorder struct {
+	db storage.Queryable
+
+	mu   sync.Mutex
+	opts []query.Options
+
+	// warning, when set, is added to the warnings of every Select and label call.
+	warning string
+	// selectErr, when set, fails every Select and label call.
+	selectErr error
+	// block makes Select wait for its context to end.
+	block bool
+}
+
+func (r *recorder) factory(o query.Options) storage.Queryable {
+	r.mu.Lock()
+	r.opts = append(r.opts, o)
+	r.mu.Unlock()
+	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		q, err := r.db.Querier(mint, maxt)
+		if err != nil {
+			return nil, err
+		}
+		return &testQuerier{Querier: q, r: r}, nil
+	})
+}
+
+// last returns the options of the latest call.
+func (r *recorder) last(t *testing.T) query.Options {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.opts) == 0 {
+		t.Fatal("QueryableFactory was not called")
+	}
+	return r.opts[len(r.opts)-1]
+}
+
+type testQuerier struct {
+	storage.Querier
+	r *recorder
+}
+
+func (q *testQuerier) annos() annotations.Annotations {
+	var a annotations.Annotations
+	if q.r.warning != "" {
+		a.Add(errors.New(q.r.warning))
+	}
+	return a
+}
+
+func (q *testQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if q.r.block {
+		<-ctx.Done()
+		return storage.ErrSeriesSet(ctx.Err())
+	}
+	if q.r.selectErr != nil {
+		return storage.ErrSeriesSet(q.r.selectErr)
+	}
+	return &warnSet{SeriesSet: q.Querier.Select(ctx, sorted, hints, ms...), extra: q.annos()}
+}
+
+func (q *testQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if q.r.selectErr != nil {
+		return nil, nil, q.r.selectErr
+	}
+	names, w, err := q.Querier.LabelNames(ctx, hints, ms...)
+	return names, w.Merge(q.annos()), err
+}
+
+func (q *testQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if q.r.selectErr != nil {
+		return nil, nil, q.r.selectErr
+	}
+	vals, w, err := q.Querier.LabelValues(ctx, name, hints, ms...)
+	return vals, w.Merge(q.annos()), err
+}
+
+type warnSet struct {
+	storage.SeriesSet
+	extra annotations.Annotations
+}
+
+func (s *warnSet) Warnings() annotations.Annotations {
+	w := s.SeriesSet.Warnings()
+	return w.Merge(s.extra)
+}
+
+// fixture is an API over the test data, served by an httptest server.
+type fixture struct {
+	rec *recorder
+	api *API
+	srv *httptest.Server
+}
+
+type fakeStores map[string][]query.StoreStatus
+
+func (f fakeStores) Stores() map[string][]query.StoreStatus { return f }
+
+// newFixture builds the API with a real engine; adjust may change the config.
+func newFixture(t *testing.T, engineOpts *promql.EngineOpts, adjust func(*Config)) *fixture {
+	t.Helper()
+	rec := &recorder{db: newTestDB(t)}
+	eo := promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, EnableAtModifier: true, EnableNegativeOffset: true}
+	if engineOpts != nil {
+		eo = *engineOpts
+	}
+	cfg := Config{
+		Engine:          promql.NewEngine(eo),
+		Queryable:       rec.factory,
+		ReplicaLabels:   []string{"replica"},
+		PartialResponse: true,
+		DefaultStep:     time.Second,
+		Timeout:         time.Minute,
+		BuildInfo: BuildInfo{
+			Version: "0.1.0", Revision: "abc123", Branch: "main",
+			BuildUser: "ci@vigil", BuildDate: "20240102-03:04:05", GoVersion: "go1.26.8",
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	f := &fixture{rec: rec, api: New(cfg)}
+	mux := http.NewServeMux()
+	f.api.Register(mux, "")
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// get performs a GET of path with the query parameters and returns status and body.
+func (f *fixture) get(t *testing.T, path string, params url.Values) (int, string) {
+	t.Helper()
+	u := f.srv.URL + path
+	if len(params) > 0 {
+		u += "?" + params.Encode()
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return readResponse(t, resp)
+}
+
+// post performs a form POST of path.
+func (f *fixture) post(t *testing.T, path string, params url.Values) (int, string) {
+	t.Helper()
+	resp, err := http.Post(f.srv.URL+path, "application/x-www-form-urlencoded", strings.NewReader(params.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return readResponse(t, resp)
+}
+
+func readResponse(t *testing.T, resp *http.Response) (int, string) {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// expect checks status code and exact body.
+func expect(t *testing.T, gotCode int, gotBody string, wantCode int, wantBody string) {
+	t.Helper()
+	if gotCode != wantCode {
+		t.Errorf("status = %d, want %d (body %s)", gotCode, wantCode, gotBody)
+	}
+	if gotBody != wantBody {
+		t.Errorf("body mismatch\n got: %s\nwant: %s", gotBody, wantBody)
+	}
+}
+
+// vals builds url.Values from key, value pairs.
+func vals(kv ...string) url.Values {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return v
+}

@@ -114,7 +114,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		ActiveQueryTracker: nil, NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
 	api := queryapi.New(queryapi.Config{
-		Engine: engine, Queryable: query.NewQueryableFactory(proxy, dedupFunc), Stores: set,
+		Engine: query.NewGatedEngine(engine, *cfg.maxConcurrent), Queryable: query.NewQueryableFactory(proxy, dedupFunc), Stores: set,
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), PartialResponse: *cfg.partialResponse,
 		LookbackDelta: *cfg.lookbackDelta, DefaultStep: *cfg.defaultStep, Timeout: *cfg.timeout,
 		BuildInfo: queryapi.BuildInfo{Version: version.Version, Revision: version.Revision, Branch: version.Branch,

@@ -2,10 +2,10 @@ package query
 
 import (
 	"context"
+	"time"
 
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
-	"time"
 )
 
 // GatedEngine bounds how many PromQL queries execute at once (--query.max-concurrent);

@@ -1,0 +1,261 @@
+package bucketstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/thanos-io/objstore"
+
+	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+)
+
+var errNotFound = errors.New("not found")
+
+// Defaults used when meta.json carries no index statistics.
+const (
+	minSeriesEstimate = 256     // bytes per series entry read ahead when fetching series
+	defaultChunkSize  = 16000   // bytes read per chunk when its size is unknown
+	maxRangeGap       = 64 << 10 // ranges closer than this are fetched as one
+	maxRangeSize      = 16 << 20 // no single range read above this
+)
+
+// block is one loaded block: its meta, the index reader over the index-header and the
+// bucket, and what it needs to read chunks.
+type block struct {
+	meta      *meta
+	id        ulid.ULID
+	ext       labels.Labels
+	bkt       objstore.BucketReader
+	index     *index.Reader
+	ri        *remoteIndex
+	seriesEst int // bytes read ahead per series entry
+	chunkEst  int // bytes read per chunk
+	// ownExtNames is set when the index holds labels named like the block's external
+	// labels: the re-sort after adding them must then be conservative.
+	ownExtNames bool
+	// inflight counts queries reading the block, so a dropped block closes after them.
+	inflight sync.WaitGroup
+}
+
+func newBlock(m *meta, bkt objstore.BucketReader, r *index.Reader, ri *remoteIndex) *block {
+	b := &block{meta: m, id: m.ULID, ext: m.extLabels(), bkt: bkt, index: r, ri: ri,
+		seriesEst: minSeriesEstimate, chunkEst: defaultChunkSize}
+	if s := m.Thanos.IndexStats.SeriesMaxSize; s > 0 {
+		b.seriesEst = int(s)
+	} else if m.Stats.NumSeries > 0 {
+		if toc, err := index.NewTOCFromByteSlice(ri); err == nil && toc.LabelIndices > toc.Series {
+			b.seriesEst = max(minSeriesEstimate, int(2*(toc.LabelIndices-toc.Series)/m.Stats.NumSeries))
+		}
+	}
+	if s := m.Thanos.IndexStats.ChunkMaxSize; s > 0 {
+		b.chunkEst = int(s)
+	}
+	if names, err := r.LabelNames(context.Background()); err == nil {
+		b.ownExtNames = slices.ContainsFunc(names, b.ext.Has)
+	}
+	return b
+}
+
+func (b *block) close() error {
+	err := b.index.Close()
+	if b.ri.mmap != nil {
+		err = errors.Join(err, b.ri.mmap.Close())
+	}
+	return err
+}
+
+// indexErr adds the bucket error behind a failed index read, if any.
+func (b *block) indexErr(what string, err error) error {
+	if ferr := b.ri.err(); ferr != nil {
+		return fmt.Errorf("%s in block %s: %w (bucket: %v)", what, b.id, err, ferr)
+	}
+	return fmt.Errorf("%s in block %s: %w", what, b.id, err)
+}
+
+// postings returns the sorted series references matching ms.
+func (b *block) postings(ctx context.Context, ms []*labels.Matcher) (index.Postings, error) {
+	if len(ms) == 0 {
+		k, v := index.AllPostingsKey()
+		return b.index.Postings(ctx, k, v)
+	}
+	p, err := tsdb.PostingsForMatchers(ctx, b.index, ms...)
+	if err != nil {
+		return nil, b.indexErr("read postings", err)
+	}
+	return p, nil
+}
+
+// rawSeries is one series read from the block: labels as stored, and chunks in range.
+type rawSeries struct {
+	lset   labels.Labels
+	chunks []*storepb.AggrChunk
+}
+
+// readSeries reads the series of refs (sorted) that have chunks overlapping [mint, maxt],
+// with those chunks unless skipChunks. It returns how many chunk data bytes it holds.
+func (b *block) readSeries(ctx context.Context, refs []storage.SeriesRef, mint, maxt int64, skipChunks bool) ([]rawSeries, int64, error) {
+	if err := b.ri.prefetch(ctx, b.seriesRanges(refs)); err != nil {
+		return nil, 0, fmt.Errorf("fetch series of block %s: %w", b.id, err)
+	}
+	var (
+		out     = make([]rawSeries, 0, len(refs))
+		builder labels.ScratchBuilder
+		chks    []chunks.Meta
+		want    []chunks.Meta
+		owners  []int
+	)
+	for _, ref := range refs {
+		if err := b.index.Series(ref, &builder, &chks); err != nil {
+			return nil, 0, b.indexErr("read series", err)
+		}
+		n := 0
+		for _, c := range chks {
+			if c.MaxTime >= mint && c.MinTime <= maxt {
+				n++
+				if !skipChunks {
+					want = append(want, c)
+					owners = append(owners, len(out))
+				}
+			}
+		}
+		if n == 0 {
+			continue // no data in range
+		}
+		out = append(out, rawSeries{lset: builder.Labels(), chunks: make([]*storepb.AggrChunk, 0, n)})
+	}
+	if skipChunks || len(want) == 0 {
+		return out, 0, nil
+	}
+	data, err := b.fetchChunks(ctx, want)
+	if err != nil {
+		return nil, 0, err
+	}
+	var total int64
+	aggrs := make([]storepb.AggrChunk, len(want))
+	raws := make([]storepb.Chunk, len(want))
+	for i, c := range want {
+		raws[i].Type = storepb.Chunk_Encoding(data[i].enc - 1)
+		raws[i].Data = data[i].data
+		total += int64(len(data[i].data))
+		raws[i].Hash = xxhash.Sum64(data[i].data)
+		aggrs[i].MinTime, aggrs[i].MaxTime, aggrs[i].Raw = c.MinTime, c.MaxTime, &raws[i]
+		out[owners[i]].chunks = append(out[owners[i]].chunks, &aggrs[i])
+	}
+	return out, total, nil
+}
+
+// seriesRanges turns series references into merged index byte ranges to read ahead.
+func (b *block) seriesRanges(refs []storage.SeriesRef) []localRange {
+	var out []localRange
+	for _, ref := range refs {
+		start := int(ref) * 16 // index v2: series are 16-byte aligned, ref = offset/16
+		if b.index.Version() == index.FormatV1 {
+			start = int(ref)
+		}
+		end := min(start+b.seriesEst, b.ri.size)
+		if n := len(out); n > 0 && start <= out[n-1].end+maxRangeGap && end-out[n-1].start <= maxRangeSize {
+			out[n-1].end = max(out[n-1].end, end)
+			continue
+		}
+		out = append(out, localRange{start, end})
+	}
+	return out
+}
+
+// chunkData is one chunk's encoding and bytes.
+type chunkData struct {
+	enc  byte
+	data []byte
+}
+
+// fetchChunks reads the chunks (in any order) by merged range reads per segment file,
+// returning them in the order given.
+func (b *block) fetchChunks(ctx context.Context, metas []chunks.Meta) ([]chunkData, error) {
+	order := make([]int, len(metas))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(metas[x].Ref, metas[y].Ref) })
+	out := make([]chunkData, len(metas))
+	for i := 0; i < len(order); {
+		seq, off := chunks.BlockChunkRef(metas[order[i]].Ref).Unpack()
+		start, end := off, off+b.chunkEst
+		j := i + 1
+		for ; j < len(order); j++ {
+			s2, o2 := chunks.BlockChunkRef(metas[order[j]].Ref).Unpack()
+			if s2 != seq || o2 > end+maxRangeGap || o2+b.chunkEst-start > maxRangeSize {
+				break
+			}
+			end = max(end, o2+b.chunkEst)
+		}
+		buf, err := b.readChunkRange(ctx, seq, start, end)
+		if err != nil {
+			return nil, err
+		}
+		for k := i; k < j; k++ {
+			_, o := chunks.BlockChunkRef(metas[order[k]].Ref).Unpack()
+			cd, err := b.parseChunk(ctx, seq, o, buf[min(o-start, len(buf)):])
+			if err != nil {
+				return nil, err
+			}
+			out[order[k]] = cd
+		}
+		i = j
+	}
+	return out, nil
+}
+
+// readChunkRange reads [start, end) of segment file seq; a short read at the end of the
+// file is fine.
+func (b *block) readChunkRange(ctx context.Context, seq, start, end int) ([]byte, error) {
+	name := fmt.Sprintf("%s/chunks/%06d", b.id, seq+1)
+	rc, err := b.bkt.GetRange(ctx, name, int64(start), int64(end-start))
+	if err != nil {
+		return nil, fmt.Errorf("read %s [%d,%d): %w", name, start, end, err)
+	}
+	defer rc.Close()
+	buf, err := io.ReadAll(io.LimitReader(rc, int64(end-start)))
+	if err != nil {
+		return nil, fmt.Errorf("read %s [%d,%d): %w", name, start, end, err)
+	}
+	return buf, nil
+}
+
+// parseChunk decodes the chunk at the start of buf (uvarint length, encoding byte,
+// data, CRC32), reading it alone when it runs past buf (larger than estimated).
+func (b *block) parseChunk(ctx context.Context, seq, off int, buf []byte) (chunkData, error) {
+	n, w := binary.Uvarint(buf)
+	if w > 0 && len(buf) >= w+1+int(n) {
+		return chunkData{enc: buf[w], data: buf[w+1 : w+1+int(n)]}, nil
+	}
+	if w <= 0 {
+		head, err := b.readChunkRange(ctx, seq, off, off+binary.MaxVarintLen32)
+		if err != nil {
+			return chunkData{}, err
+		}
+		if n, w = binary.Uvarint(head); w <= 0 {
+			return chunkData{}, fmt.Errorf("corrupt chunk length at %d:%d in block %s", seq, off, b.id)
+		}
+	}
+	full, err := b.readChunkRange(ctx, seq, off, off+w+1+int(n))
+	if err != nil {
+		return chunkData{}, err
+	}
+	if len(full) < w+1+int(n) {
+		return chunkData{}, fmt.Errorf("chunk %d:%d in block %s is truncated", seq, off, b.id)
+	}
+	return chunkData{enc: full[w], data: full[w+1 : w+1+int(n)]}, nil
+}

@@ -1,0 +1,199 @@
+// Package bucketstore is the store gateway: it serves the blocks in object storage over
+// the StoreAPI, reading only what a query needs. Each block keeps a small local
+// index-header; postings, series and chunks are read with batched range requests, and
+// index byte ranges are cached within --index-cache-size.
+package bucketstore
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/thanos-io/objstore"
+
+	"github.com/vigilhq/vigil/internal/storeapi"
+	"github.com/vigilhq/vigil/internal/storeapi/infopb"
+	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+)
+
+// Config configures the store gateway.
+type Config struct {
+	DataDir                  string        // --data-dir: index-headers live here
+	SyncInterval             time.Duration // --sync-block-duration
+	MinTime, MaxTime         int64         // --min-time, --max-time (ms)
+	ConsistencyDelay         time.Duration // --consistency-delay
+	IgnoreDeletionMarksDelay time.Duration // --ignore-deletion-marks-delay
+	Relabel                  []*relabel.Config
+	IndexCacheSize           int64 // --index-cache-size (bytes)
+	ChunkPoolSize            int64 // --chunk-pool-size (bytes)
+	SeriesLimit              int   // --store.limits.request-series (0 = unlimited)
+	SamplesLimit             int   // --store.limits.request-samples (0 = unlimited)
+	BlockSyncConcurrency     int   // --block-sync-concurrency
+	BatchSize                int   // series read per batch
+}
+
+// Store serves blocks from a bucket over the StoreAPI and Info API.
+type Store struct {
+	infopb.UnimplementedInfoServer
+
+	cfg     Config
+	bkt     objstore.BucketReader
+	logger  *slog.Logger
+	cache   *SegmentCache
+	pool    *bytePool
+	metrics *metrics
+
+	mu     sync.RWMutex
+	blocks map[ulid.ULID]*block
+	metas  map[ulid.ULID]*meta
+
+	indexFetches atomic.Int64
+}
+
+type metrics struct {
+	syncs, syncFailures, loads, loadFailures prometheus.Counter
+	blocksLoaded                             prometheus.Gauge
+}
+
+// New returns a store over bkt; call Sync or Run to load blocks.
+func New(bkt objstore.BucketReader, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Store {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1000
+	}
+	if cfg.MaxTime == 0 {
+		cfg.MaxTime = math.MaxInt64
+	}
+	s := &Store{cfg: cfg, bkt: bkt, logger: logger, cache: NewSegmentCache(cfg.IndexCacheSize, reg),
+		pool: newBytePool(cfg.ChunkPoolSize, reg), blocks: map[ulid.ULID]*block{}, metas: map[ulid.ULID]*meta{},
+		metrics: &metrics{
+			syncs:        prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_syncs_total", Help: "Bucket syncs completed."}),
+			syncFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_sync_failures_total", Help: "Bucket syncs that failed."}),
+			loads:        prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_block_loads_total", Help: "Blocks loaded."}),
+			loadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_block_load_failures_total", Help: "Blocks that could not be loaded (unreadable meta.json, corrupt index, missing chunk files) and are skipped."}),
+			blocksLoaded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_store_blocks_loaded", Help: "Blocks currently served."}),
+		}}
+	if reg != nil {
+		reg.MustRegister(s.metrics.syncs, s.metrics.syncFailures, s.metrics.loads, s.metrics.loadFailures, s.metrics.blocksLoaded,
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_store_index_range_reads_total", Help: "Range reads of index data from the bucket."},
+				func() float64 { return float64(s.indexFetches.Load()) }))
+	}
+	return s
+}
+
+// Close releases every block.
+func (s *Store) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, b := range s.blocks {
+		b.inflight.Wait()
+		_ = b.close()
+		delete(s.blocks, id)
+	}
+}
+
+// blockSet is the blocks of one external label set, sorted by min time.
+type blockSet struct {
+	ext    labels.Labels
+	blocks []*block
+}
+
+// sets snapshots the served blocks grouped by external labels.
+func (s *Store) sets() []*blockSet {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	byKey := map[uint64]*blockSet{}
+	for _, b := range s.blocks {
+		k := b.ext.Hash()
+		bs := byKey[k]
+		if bs == nil {
+			bs = &blockSet{ext: b.ext}
+			byKey[k] = bs
+		}
+		bs.blocks = append(bs.blocks, b)
+	}
+	out := make([]*blockSet, 0, len(byKey))
+	for _, bs := range byKey {
+		slices.SortFunc(bs.blocks, func(a, b *block) int { return compareInt64(a.meta.MinTime, b.meta.MinTime) })
+		out = append(out, bs)
+	}
+	slices.SortFunc(out, func(a, b *blockSet) int { return labels.Compare(a.ext, b.ext) })
+	return out
+}
+
+func compareInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Info reports one label set per distinct block label set and the served time range.
+func (s *Store) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse, error) {
+	resp := &infopb.InfoResponse{ComponentType: "store", Store: &infopb.StoreInfo{
+		MinTime: math.MaxInt64, MaxTime: math.MinInt64, SupportsSharding: true, SupportsWithoutReplicaLabels: true,
+	}}
+	for _, bs := range s.sets() {
+		resp.LabelSets = append(resp.LabelSets, &storepb.LabelSet{Labels: storeapi.LabelsToProto(bs.ext)})
+		for _, b := range bs.blocks {
+			resp.Store.MinTime = min(resp.Store.MinTime, b.meta.MinTime)
+			resp.Store.MaxTime = max(resp.Store.MaxTime, b.meta.MaxTime-1) // block max is exclusive
+		}
+	}
+	if resp.Store.MinTime == math.MaxInt64 { // no blocks: nothing to prune by yet
+		resp.Store.MinTime, resp.Store.MaxTime = s.cfg.MinTime, s.cfg.MaxTime
+	}
+	resp.Store.MinTime = max(resp.Store.MinTime, s.cfg.MinTime)
+	resp.Store.MaxTime = min(resp.Store.MaxTime, s.cfg.MaxTime)
+	return resp, nil
+}
+
+// selectBlocks picks, for [mint, maxt], the coarsest resolution not above maxRes and fills
+// time not covered by it with finer resolutions (downsampled blocks come from the
+// compactor; raw blocks are resolution 0).
+func selectBlocks(blocks []*block, mint, maxt, maxRes int64) []*block {
+	var resolutions []int64
+	for _, b := range blocks {
+		r := b.meta.Thanos.Downsample.Resolution
+		if r <= maxRes && !slices.Contains(resolutions, r) {
+			resolutions = append(resolutions, r)
+		}
+	}
+	slices.Sort(resolutions)
+	slices.Reverse(resolutions)
+	out := blocksFor(blocks, mint, maxt, resolutions)
+	slices.SortFunc(out, func(a, b *block) int { return compareInt64(a.meta.MinTime, b.meta.MinTime) })
+	return out
+}
+
+func blocksFor(blocks []*block, mint, maxt int64, resolutions []int64) []*block {
+	if len(resolutions) == 0 || mint > maxt {
+		return nil
+	}
+	var out []*block
+	covered := mint // everything before covered is served at this resolution
+	for _, b := range blocks {
+		if b.meta.Thanos.Downsample.Resolution != resolutions[0] || b.meta.MaxTime <= mint || b.meta.MinTime > maxt {
+			continue
+		}
+		if b.meta.MinTime > covered {
+			out = append(out, blocksFor(blocks, covered, b.meta.MinTime-1, resolutions[1:])...)
+		}
+		out = append(out, b)
+		covered = max(covered, b.meta.MaxTime)
+	}
+	if covered <= maxt {
+		out = append(out, blocksFor(blocks, covered, maxt, resolutions[1:])...)
+	}
+	return out
+}

@@ -26,8 +26,8 @@ var errNotFound = errors.New("not found")
 
 // Defaults used when meta.json carries no index statistics.
 const (
-	minSeriesEstimate = 256     // bytes per series entry read ahead when fetching series
-	defaultChunkSize  = 16000   // bytes read per chunk when its size is unknown
+	minSeriesEstimate = 256      // bytes per series entry read ahead when fetching series
+	defaultChunkSize  = 16000    // bytes read per chunk when its size is unknown
 	maxRangeGap       = 64 << 10 // ranges closer than this are fetched as one
 	maxRangeSize      = 16 << 20 // no single range read above this
 )

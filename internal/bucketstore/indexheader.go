@@ -127,8 +127,8 @@ func (r *remoteIndex) prefetch(ctx context.Context, ranges []localRange) error {
 
 type realSlice []byte
 
-func (b realSlice) Len() int                         { return len(b) }
-func (b realSlice) Range(start, end int) []byte      { return b[start:end] }
+func (b realSlice) Len() int                           { return len(b) }
+func (b realSlice) Range(start, end int) []byte        { return b[start:end] }
 func (b realSlice) Sub(start, end int) index.ByteSlice { return b[start:end] }
 
 // openIndexHeader opens (building it first if needed) the index-header of block id in

@@ -24,8 +24,8 @@ type meta struct {
 		Downsample struct {
 			Resolution int64 `json:"resolution"`
 		} `json:"downsample"`
-		Source     string `json:"source"`
-		UploadTime string `json:"upload_time"`
+		Source       string   `json:"source"`
+		UploadTime   string   `json:"upload_time"`
 		SegmentFiles []string `json:"segment_files"`
 		Files        []struct {
 			RelPath string `json:"rel_path"`

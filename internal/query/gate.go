@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
@@ -51,6 +52,9 @@ func (q *gatedQuery) Exec(ctx context.Context) *promql.Result {
 	select {
 	case q.slots <- struct{}{}:
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return &promql.Result{Err: promql.ErrQueryTimeout("waiting for a query slot (--query.max-concurrent)")}
+		}
 		return &promql.Result{Err: promql.ErrQueryCanceled("waiting for a query slot (--query.max-concurrent)")}
 	}
 	defer func() { <-q.slots }()

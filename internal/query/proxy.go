@@ -115,13 +115,14 @@ func (p *Proxy) pump(ctx context.Context, ep Endpoint, req *storepb.SeriesReques
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var timedOut atomic.Bool
-	progress := func() {}
+	progress, pause := func() {}, func() {}
 	if p.responseTimeout > 0 {
 		t := time.AfterFunc(p.responseTimeout, func() { timedOut.Store(true); cancel() })
 		defer t.Stop()
 		progress = func() { t.Reset(p.responseTimeout) }
+		pause = func() { t.Stop() }
 	}
-	es.err = p.recv(ctx, ep, req, es, progress)
+	es.err = p.recv(ctx, ep, req, es, progress, pause)
 	if es.err != nil && timedOut.Load() {
 		es.err = fmt.Errorf("no response within --store.response-timeout=%s", p.responseTimeout)
 	}
@@ -130,19 +131,26 @@ func (p *Proxy) pump(ctx context.Context, ep Endpoint, req *storepb.SeriesReques
 	}
 }
 
-func (p *Proxy) recv(ctx context.Context, ep Endpoint, req *storepb.SeriesRequest, es *endpointStream, progress func()) error {
+// recv forwards the endpoint's series. The response timeout only runs while waiting on
+// the endpoint: pause stops it while the merge is slow to take a series, progress
+// restarts it.
+func (p *Proxy) recv(ctx context.Context, ep Endpoint, req *storepb.SeriesRequest, es *endpointStream, progress, pause func()) error {
 	st, err := ep.Client.Series(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if len(req.GetWithoutReplicaLabels()) > 0 && !ep.WithoutReplicaLabels {
+		return p.recvStripping(ctx, st, req.GetWithoutReplicaLabels(), es, progress, pause)
+	}
 	for st.Next() {
-		progress()
+		pause()
 		select {
 		case es.ch <- frame{series: st.At()}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		progress()
 	}
 	es.warnings = st.Warnings()
 	return st.Err()
@@ -204,9 +212,9 @@ func (m *MergeStream) advance(s *endpointStream) bool {
 	if ok {
 		if s.cur != nil && storeapi.CompareLabels(f.series.Labels, s.cur.Labels) < 0 {
 			// The merge relies on sorted input; a misbehaving endpoint must not corrupt results.
-			s.err = fmt.Errorf("endpoint %s sent series out of order: %v after %v", s.addr,
+			// s.err belongs to the pump goroutine until the channel closes: set m.err only.
+			m.err = fmt.Errorf("endpoint %s sent series out of order: %v after %v", s.addr,
 				storeapi.LabelsFromProto(f.series.Labels), storeapi.LabelsFromProto(s.cur.Labels))
-			m.err = s.err
 			return false
 		}
 		s.cur = f.series
@@ -233,7 +241,17 @@ func (m *MergeStream) At() *MergedSeries { return &m.cur }
 
 // Warnings returns the warnings collected so far (endpoint failures with partial
 // response, endpoint warnings, unhealthy endpoints).
-func (m *MergeStream) Warnings() []string { return slices.Compact(m.warnings) }
+func (m *MergeStream) Warnings() []string {
+	out := make([]string, 0, len(m.warnings))
+	seen := make(map[string]struct{}, len(m.warnings))
+	for _, w := range m.warnings {
+		if _, dup := seen[w]; !dup {
+			seen[w] = struct{}{}
+			out = append(out, w)
+		}
+	}
+	return out
+}
 
 // Err returns the error that ended the stream.
 func (m *MergeStream) Err() error { return m.err }
@@ -254,4 +272,31 @@ func (p *Proxy) callContext(ctx context.Context) (context.Context, context.Cance
 		return context.WithTimeout(ctx, p.responseTimeout)
 	}
 	return context.WithCancel(ctx)
+}
+
+// recvStripping serves an endpoint that cannot strip replica labels itself (older
+// Thanos): the labels are removed here, which changes the order, so the whole response is
+// collected and re-sorted before it is forwarded, as Thanos does for such endpoints.
+func (p *Proxy) recvStripping(ctx context.Context, st *storeapi.SeriesStream, replicas []string, es *endpointStream, progress, pause func()) error {
+	var all []*storepb.Series
+	for st.Next() {
+		progress()
+		sr := st.At()
+		sr.Labels = slices.DeleteFunc(sr.Labels, func(l *storepb.Label) bool { return slices.Contains(replicas, l.Name) })
+		all = append(all, sr)
+	}
+	es.warnings = st.Warnings()
+	if err := st.Err(); err != nil {
+		return err
+	}
+	slices.SortStableFunc(all, func(a, b *storepb.Series) int { return storeapi.CompareLabels(a.Labels, b.Labels) })
+	pause()
+	for _, sr := range all {
+		select {
+		case es.ch <- frame{series: sr}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }

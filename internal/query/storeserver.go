@@ -31,7 +31,7 @@ func (s *StoreServer) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoRe
 	eps, _ := s.proxy.endpoints.Healthy()
 	resp := &infopb.InfoResponse{ComponentType: "query", Store: &infopb.StoreInfo{
 		MinTime: math.MaxInt64, MaxTime: math.MinInt64, SupportsSharding: true, SupportsWithoutReplicaLabels: true,
-	}, Query: &infopb.QueryAPIInfo{}}
+	}}
 	var sets []labels.Labels
 	for _, ep := range eps {
 		resp.Store.MinTime = min(resp.Store.MinTime, ep.MinTime)

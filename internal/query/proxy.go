@@ -224,7 +224,9 @@ func (m *MergeStream) advance(s *endpointStream) bool {
 	m.warnings = append(m.warnings, s.warnings...)
 	if s.err != nil {
 		if m.abort || status.Code(s.err) == codes.ResourceExhausted {
-			m.err = s.err
+			if m.err == nil { // the first failure is the cause; later ones follow from Close
+				m.err = s.err
+			}
 			m.Close()
 		} else {
 			m.warnings = append(m.warnings, s.err.Error())

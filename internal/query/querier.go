@@ -183,7 +183,11 @@ func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms 
 			Start: q.mint, End: q.maxt, Matchers: storeapi.MatchersToProto(ms), Limit: limitOf(hints),
 			PartialResponseStrategy: q.strategy(), WithoutReplicaLabels: q.replicaLabelsToStrip(),
 		})
-		return r.GetNames(), r.GetWarnings(), err
+		names := r.GetNames()
+		if q.dedupEnabled() && !ep.WithoutReplicaLabels {
+			names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(q.opts.ReplicaLabels, n) })
+		}
+		return names, r.GetWarnings(), err
 	}, limitOf(hints))
 }
 

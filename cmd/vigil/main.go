@@ -32,6 +32,7 @@ func main() {
 	cmds := map[string]runFunc{}
 	registerSidecar(app, cmds)
 	registerQuery(app, cmds)
+	registerStore(app, cmds)
 
 	cmd, err := app.Parse(os.Args[1:])
 	if err != nil {

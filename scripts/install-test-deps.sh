@@ -24,3 +24,14 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 prometheus --version 2>&1 | head -1
+
+# MinIO, the real S3 server the object-storage tests run against. Built from source with
+# the Go toolchain (no prebuilt download); pinned so every machine tests the same server.
+# The first build takes several minutes on 2 cores; later runs reuse the binary.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+gobin=$(go env GOPATH)/bin
+if [ ! -x "$gobin/minio" ]; then
+  echo "building MinIO $MINIO_VERSION (one-off, several minutes)..."
+  go install "github.com/minio/minio@$MINIO_VERSION"
+fi
+"$gobin/minio" --version 2>&1 | head -1

@@ -6,22 +6,29 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	thanosobjstore "github.com/thanos-io/objstore"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilhq/vigil/internal/block"
 	"github.com/vigilhq/vigil/internal/cliflag"
+	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/promclient"
+	"github.com/vigilhq/vigil/internal/shipper"
 	"github.com/vigilhq/vigil/internal/sidecar"
 	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
 func registerSidecar(app *kingpin.Application, cmds map[string]runFunc) {
-	cmd := app.Command("sidecar", "Sidecar for Prometheus: serves its data over the StoreAPI.")
+	cmd := app.Command("sidecar", "Sidecar for Prometheus: serves its data over the StoreAPI and, with object storage configured, uploads its blocks.")
 	srv := addServerFlags(cmd)
-	cmd.Flag("tsdb.path", "Data directory of the Prometheus TSDB.").Default("./data").String()
+	tsdbPath := cmd.Flag("tsdb.path", "Data directory of the Prometheus TSDB.").Default("./data").String()
 	promURL := cmd.Flag("prometheus.url", "URL at which to reach Prometheus's API.").Default("http://localhost:9090").URL()
 	readyTimeout := durationFlag(cmd, "prometheus.ready_timeout", "How long to wait for Prometheus to start up before giving up.", "10m")
 	configInterval := durationFlag(cmd, "prometheus.get_config_interval", "How often to re-read Prometheus's external labels and oldest sample time.", "30s")
@@ -30,11 +37,23 @@ func registerSidecar(app *kingpin.Application, cmds map[string]runFunc) {
 	var limits sidecar.Limits
 	cmd.Flag("store.limits.request-series", "Maximum series one Series request may return (0 = unlimited); over it the request fails with ResourceExhausted.").Default("0").IntVar(&limits.Series)
 	cmd.Flag("store.limits.request-samples", "Maximum samples one Series request may return (0 = unlimited); over it the request fails with ResourceExhausted.").Default("0").IntVar(&limits.Samples)
+	var up uploadFlags
+	up.objstore = objstore.RegisterFlags(cmd)
+	cmd.Flag("shipper.upload-compacted", "Also upload compacted blocks (level > 1), e.g. once to move old data to the bucket. "+
+		"Prometheus must not compact blocks while uploads run.").Default("false").BoolVar(&up.uploadCompacted)
+	cmd.Flag("shipper.meta-file-name", "File in --tsdb.path where the shipper records which blocks it has uploaded.").
+		Default(shipper.DefaultMetaFilename).StringVar(&up.metaFileName)
+	cmd.Flag("shipper.ignore-unequal-block-size", "Upload even though Prometheus' min and max block durations differ (uploaded and compacted blocks may overlap).").
+		Default("false").Hidden().BoolVar(&up.ignoreUnequal)
+	cmd.Flag("hash-func", "Hash function recorded for each uploaded file in meta.json: SHA256, or empty for none.").
+		Default("").EnumVar(&up.hashFunc, "", string(block.HashSHA256))
+	up.interval = cliflag.Duration(cmd.Flag("shipper.upload-interval", "How often the shipper looks for new blocks to upload.").Default("30s").Hidden())
 
 	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
 		return runSidecar(ctx, logger, reg, sidecarConfig{
 			servers: srv, promURL: *promURL, readyTimeout: *readyTimeout, interval: *configInterval,
 			timeout: *configTimeout, minTime: minTime.Millis(time.Now(), cliflag.MinTimeDefault), limits: limits,
+			tsdbPath: *tsdbPath, upload: up,
 		})
 	}
 }
@@ -45,9 +64,36 @@ type sidecarConfig struct {
 	readyTimeout, interval, timeout time.Duration
 	minTime                         int64
 	limits                          sidecar.Limits
+	tsdbPath                        string
+	upload                          uploadFlags
+}
+
+// uploadFlags configure uploading blocks to object storage.
+type uploadFlags struct {
+	objstore               *objstore.Flags
+	uploadCompacted        bool
+	ignoreUnequal          bool
+	metaFileName, hashFunc string
+	interval               *time.Duration
 }
 
 func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry, cfg sidecarConfig) error {
+	bucketConf, err := cfg.upload.objstore.Content()
+	if err != nil {
+		return fmt.Errorf("sidecar: %w", err)
+	}
+	if *cfg.upload.interval <= 0 {
+		return fmt.Errorf("sidecar: --shipper.upload-interval must be positive, got %s", *cfg.upload.interval)
+	}
+	var bkt thanosobjstore.InstrumentedBucket
+	if bucketConf != nil {
+		if bkt, err = objstore.NewBucket(ctx, bucketConf, logger, reg, "sidecar"); err != nil {
+			return fmt.Errorf("sidecar: %w", err)
+		}
+		defer bkt.Close()
+	} else {
+		logger.Info("no object storage configured (--objstore.config or --objstore.config-file); block uploads are disabled")
+	}
 	s, err := newServers(logger, reg, cfg.servers)
 	if err != nil {
 		return err
@@ -61,6 +107,17 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 			s.probe.NotReady(reason)
 		}
 	})
+	var ship *shipper.Shipper
+	if bkt != nil {
+		ship, err = shipper.New(logger, reg, bkt, shipper.Options{
+			Dir: cfg.tsdbPath, MetaFileName: cfg.upload.metaFileName, UploadCompacted: cfg.upload.uploadCompacted,
+			Source: block.SourceSidecar, HashFunc: block.HashFunc(cfg.upload.hashFunc),
+			Labels: func() labels.Labels { ext, _, _ := prom.State(); return ext },
+		})
+		if err != nil {
+			return fmt.Errorf("sidecar: %w", err)
+		}
+	}
 	store := sidecar.NewStore(prom, client, cfg.limits)
 	storeapi.Register(s.grpc.Server(), store, store, storepb.StoreType_SIDECAR)
 	s.probe.Healthy()
@@ -72,9 +129,24 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		ext, _, _ := prom.State()
 		logger.Info("Prometheus is ready", "url", cfg.promURL.Redacted(), "external_labels", ext.String())
 		cctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-		prom.CheckBlockDurations(cctx)
+		shipperFile := filepath.Join(cfg.tsdbPath, cfg.upload.metaFileName)
+		if abs, err := filepath.Abs(shipperFile); err == nil {
+			shipperFile = abs
+		}
+		err := prom.CheckBlockDurations(cctx, sidecar.UploadCheck{
+			Enabled: ship != nil, ShipperFile: shipperFile, IgnoreUnequal: cfg.upload.ignoreUnequal,
+		})
 		cancel()
-		return prom.Run(ctx, cfg.interval, cfg.timeout)
+		if err != nil {
+			return fmt.Errorf("start sidecar: %w", err)
+		}
+		if ship == nil {
+			return prom.Run(ctx, cfg.interval, cfg.timeout)
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return prom.Run(gctx, cfg.interval, cfg.timeout) })
+		g.Go(func() error { return ship.Run(gctx, *cfg.upload.interval) })
+		return g.Wait()
 	}
 	return s.run(ctx, startup)
 }

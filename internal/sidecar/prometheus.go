@@ -9,9 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vigilhq/vigil/internal/promclient"
@@ -143,19 +147,86 @@ func (p *Prometheus) State() (labels.Labels, int64, error) {
 	return p.ext, mint, nil
 }
 
-// CheckBlockDurations warns unless min and max block durations are equal: with local
-// compaction on, Prometheus rewrites blocks the sidecar may already have uploaded.
-func (p *Prometheus) CheckBlockDurations(ctx context.Context) {
+// UploadCheck tells CheckBlockDurations whether the sidecar uploads blocks.
+type UploadCheck struct {
+	// Enabled is true when object storage is configured.
+	Enabled bool
+	// ShipperFile is <tsdb.path>/<shipper.meta-file-name>; Prometheus ≥ 3.9 may point
+	// --storage.tsdb.delay-compact-file.path at it instead of disabling compaction.
+	ShipperFile string
+	// IgnoreUnequal turns the unequal-durations error into a warning
+	// (--shipper.ignore-unequal-block-size).
+	IgnoreUnequal bool
+}
+
+// CheckBlockDurations checks that Prometheus does not compact blocks locally: with local
+// compaction, Prometheus rewrites blocks the sidecar may already have uploaded, so the
+// bucket would end up with overlapping blocks. Without uploads a mismatch is only a
+// warning. With uploads it is an error unless Prometheus delays compaction until blocks
+// are uploaded (--storage.tsdb.delay-compact-file.path set to up.ShipperFile) or
+// up.IgnoreUnequal is set. A Prometheus without the flags endpoint is not checked.
+func (p *Prometheus) CheckBlockDurations(ctx context.Context, up UploadCheck) error {
 	flags, err := p.client.Flags(ctx)
 	if err != nil {
-		p.logger.Warn("cannot read Prometheus flags to check block durations", "err", err)
-		return
+		var apiErr *promclient.APIError
+		if (errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound) || strings.Contains(err.Error(), "(HTTP 404)") {
+			p.logger.Warn("Prometheus does not serve /api/v1/status/flags; skipping the block duration check")
+			return nil
+		}
+		if !up.Enabled {
+			p.logger.Warn("cannot read Prometheus flags to check block durations", "err", err)
+			return nil
+		}
+		return fmt.Errorf("read Prometheus flags to check block durations before uploading blocks: %w", err)
 	}
 	minD, maxD := flags["storage.tsdb.min-block-duration"], flags["storage.tsdb.max-block-duration"]
-	if minD != maxD {
-		p.logger.Warn("Prometheus compacts blocks locally: --storage.tsdb.min-block-duration and --storage.tsdb.max-block-duration differ; "+
-			"set both to 2h, or uploaded blocks will overlap with compacted ones", "min_block_duration", minD, "max_block_duration", maxD)
-	} else if minD != "2h" {
+	if !sameDuration(minD, maxD) {
+		delayFile := flags["storage.tsdb.delay-compact-file.path"]
+		switch {
+		case !up.Enabled:
+			p.logger.Warn("Prometheus compacts blocks locally: --storage.tsdb.min-block-duration and --storage.tsdb.max-block-duration differ; "+
+				"set both to 2h before enabling uploads, or uploaded blocks will overlap with compacted ones", "min_block_duration", minD, "max_block_duration", maxD)
+		case delayFile != "" && samePath(delayFile, up.ShipperFile):
+			p.logger.Info("Prometheus compacts blocks locally but waits until the sidecar has uploaded them",
+				"delay_compact_file", delayFile)
+		case up.IgnoreUnequal:
+			p.logger.Warn("Prometheus compacts blocks locally and uploads are enabled; uploaded blocks may overlap with compacted ones "+
+				"(allowed by --shipper.ignore-unequal-block-size)", "min_block_duration", minD, "max_block_duration", maxD)
+		case delayFile != "":
+			return fmt.Errorf("Prometheus compacts blocks locally (--storage.tsdb.min-block-duration=%s, --storage.tsdb.max-block-duration=%s) "+
+				"and its --storage.tsdb.delay-compact-file.path=%s is not the sidecar's shipper file %s; "+
+				"point it at %s, or start Prometheus with --storage.tsdb.min-block-duration=2h --storage.tsdb.max-block-duration=2h",
+				minD, maxD, delayFile, up.ShipperFile, up.ShipperFile)
+		default:
+			return fmt.Errorf("Prometheus compacts blocks locally (--storage.tsdb.min-block-duration=%s, --storage.tsdb.max-block-duration=%s), "+
+				"so blocks the sidecar uploads would later be compacted into overlapping ones; "+
+				"start Prometheus with --storage.tsdb.min-block-duration=2h --storage.tsdb.max-block-duration=2h "+
+				"(or, on Prometheus 3.9 and later, --storage.tsdb.delay-compact-file.path=%s)", minD, maxD, up.ShipperFile)
+		}
+	}
+	if minD != "" && !sameDuration(minD, "2h") {
 		p.logger.Warn("Prometheus block duration is not 2h; the recommended setting is 2h", "block_duration", minD)
 	}
+	return nil
+}
+
+// sameDuration compares two duration flag values, as durations when both parse.
+func sameDuration(a, b string) bool {
+	da, errA := model.ParseDuration(a)
+	db, errB := model.ParseDuration(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return da == db
+}
+
+// samePath reports whether two paths name the same file, comparing absolute paths (the
+// sidecar and Prometheus usually share a working directory or use absolute paths).
+func samePath(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
 }

@@ -22,8 +22,6 @@ import (
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
-var errNotFound = errors.New("not found")
-
 // Defaults used when meta.json carries no index statistics.
 const (
 	minSeriesEstimate = 256      // bytes per series entry read ahead when fetching series
@@ -32,9 +30,9 @@ const (
 	maxRangeSize      = 16 << 20 // no single range read above this
 )
 
-// block is one loaded block: its meta, the index reader over the index-header and the
+// loadedBlock is one loaded block: its meta, the index reader over the index-header and the
 // bucket, and what it needs to read chunks.
-type block struct {
+type loadedBlock struct {
 	meta      *meta
 	id        ulid.ULID
 	ext       labels.Labels
@@ -50,8 +48,8 @@ type block struct {
 	inflight sync.WaitGroup
 }
 
-func newBlock(m *meta, bkt objstore.BucketReader, r *index.Reader, ri *remoteIndex) *block {
-	b := &block{meta: m, id: m.ULID, ext: m.extLabels(), bkt: bkt, index: r, ri: ri,
+func newBlock(m *meta, bkt objstore.BucketReader, r *index.Reader, ri *remoteIndex) *loadedBlock {
+	b := &loadedBlock{meta: m, id: m.ULID, ext: m.extLabels(), bkt: bkt, index: r, ri: ri,
 		seriesEst: minSeriesEstimate, chunkEst: defaultChunkSize}
 	if s := m.Thanos.IndexStats.SeriesMaxSize; s > 0 {
 		b.seriesEst = int(s)
@@ -69,7 +67,7 @@ func newBlock(m *meta, bkt objstore.BucketReader, r *index.Reader, ri *remoteInd
 	return b
 }
 
-func (b *block) close() error {
+func (b *loadedBlock) close() error {
 	err := b.index.Close()
 	if b.ri.mmap != nil {
 		err = errors.Join(err, b.ri.mmap.Close())
@@ -78,7 +76,7 @@ func (b *block) close() error {
 }
 
 // indexErr adds the bucket error behind a failed index read, if any.
-func (b *block) indexErr(what string, err error) error {
+func (b *loadedBlock) indexErr(what string, err error) error {
 	if ferr := b.ri.err(); ferr != nil {
 		return fmt.Errorf("%s in block %s: %w (bucket: %v)", what, b.id, err, ferr)
 	}
@@ -86,7 +84,7 @@ func (b *block) indexErr(what string, err error) error {
 }
 
 // postings returns the sorted series references matching ms.
-func (b *block) postings(ctx context.Context, ms []*labels.Matcher) (index.Postings, error) {
+func (b *loadedBlock) postings(ctx context.Context, ms []*labels.Matcher) (index.Postings, error) {
 	if len(ms) == 0 {
 		k, v := index.AllPostingsKey()
 		return b.index.Postings(ctx, k, v)
@@ -106,7 +104,7 @@ type rawSeries struct {
 
 // readSeries reads the series of refs (sorted) that have chunks overlapping [mint, maxt],
 // with those chunks unless skipChunks. It returns how many chunk data bytes it holds.
-func (b *block) readSeries(ctx context.Context, refs []storage.SeriesRef, mint, maxt int64, skipChunks bool) ([]rawSeries, int64, error) {
+func (b *loadedBlock) readSeries(ctx context.Context, refs []storage.SeriesRef, mint, maxt int64, skipChunks bool) ([]rawSeries, int64, error) {
 	if err := b.ri.prefetch(ctx, b.seriesRanges(refs)); err != nil {
 		return nil, 0, fmt.Errorf("fetch series of block %s: %w", b.id, err)
 	}
@@ -158,7 +156,7 @@ func (b *block) readSeries(ctx context.Context, refs []storage.SeriesRef, mint, 
 }
 
 // seriesRanges turns series references into merged index byte ranges to read ahead.
-func (b *block) seriesRanges(refs []storage.SeriesRef) []localRange {
+func (b *loadedBlock) seriesRanges(refs []storage.SeriesRef) []localRange {
 	var out []localRange
 	for _, ref := range refs {
 		start := int(ref) * 16 // index v2: series are 16-byte aligned, ref = offset/16
@@ -183,7 +181,7 @@ type chunkData struct {
 
 // fetchChunks reads the chunks (in any order) by merged range reads per segment file,
 // returning them in the order given.
-func (b *block) fetchChunks(ctx context.Context, metas []chunks.Meta) ([]chunkData, error) {
+func (b *loadedBlock) fetchChunks(ctx context.Context, metas []chunks.Meta) ([]chunkData, error) {
 	order := make([]int, len(metas))
 	for i := range order {
 		order[i] = i
@@ -220,7 +218,7 @@ func (b *block) fetchChunks(ctx context.Context, metas []chunks.Meta) ([]chunkDa
 
 // readChunkRange reads [start, end) of segment file seq; a short read at the end of the
 // file is fine.
-func (b *block) readChunkRange(ctx context.Context, seq, start, end int) ([]byte, error) {
+func (b *loadedBlock) readChunkRange(ctx context.Context, seq, start, end int) ([]byte, error) {
 	name := fmt.Sprintf("%s/chunks/%06d", b.id, seq+1)
 	rc, err := b.bkt.GetRange(ctx, name, int64(start), int64(end-start))
 	if err != nil {
@@ -236,7 +234,7 @@ func (b *block) readChunkRange(ctx context.Context, seq, start, end int) ([]byte
 
 // parseChunk decodes the chunk at the start of buf (uvarint length, encoding byte,
 // data, CRC32), reading it alone when it runs past buf (larger than estimated).
-func (b *block) parseChunk(ctx context.Context, seq, off int, buf []byte) (chunkData, error) {
+func (b *loadedBlock) parseChunk(ctx context.Context, seq, off int, buf []byte) (chunkData, error) {
 	n, w := binary.Uvarint(buf)
 	if w > 0 && len(buf) >= w+1+int(n) {
 		return chunkData{enc: buf[w], data: buf[w+1 : w+1+int(n)]}, nil

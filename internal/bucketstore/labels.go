@@ -18,7 +18,7 @@ import (
 type labelScope struct {
 	set  *blockSet
 	rest []*labels.Matcher
-	bs   []*block
+	bs   []*loadedBlock
 }
 
 func (s *Store) labelScopes(pms []*storepb.LabelMatcher, start, end int64) ([]labelScope, error) {
@@ -35,7 +35,7 @@ func (s *Store) labelScopes(pms []*storepb.LabelMatcher, start, end int64) ([]la
 		if !ok {
 			continue
 		}
-		var bs []*block
+		var bs []*loadedBlock
 		for _, b := range set.blocks {
 			if b.meta.MaxTime > start && b.meta.MinTime <= end {
 				bs = append(bs, b)
@@ -49,7 +49,7 @@ func (s *Store) labelScopes(pms []*storepb.LabelMatcher, start, end int64) ([]la
 }
 
 // forEachSeries calls f with the stored labels of every series of b matching ms.
-func (s *Store) forEachSeries(ctx context.Context, b *block, ms []*labels.Matcher, f func(labels.Labels)) error {
+func (s *Store) forEachSeries(ctx context.Context, b *loadedBlock, ms []*labels.Matcher, f func(labels.Labels)) error {
 	p, err := b.postings(ctx, ms)
 	if err != nil {
 		return err
@@ -147,7 +147,7 @@ func (s *Store) LabelValues(ctx context.Context, req *storepb.LabelValuesRequest
 	return &storepb.LabelValuesResponse{Values: limitStrings(values, req.GetLimit())}, nil
 }
 
-func (s *Store) blockLabelValues(ctx context.Context, b *block, sc labelScope, name string, seen map[string]struct{}) error {
+func (s *Store) blockLabelValues(ctx context.Context, b *loadedBlock, sc labelScope, name string, seen map[string]struct{}) error {
 	if sc.set.ext.Has(name) {
 		any := len(sc.rest) == 0
 		if !any {

@@ -30,7 +30,7 @@ type seriesQuery struct {
 // blockStream produces one block's series, rewritten with external labels and sorted by
 // their final labels, in batches.
 type blockStream struct {
-	b     *block
+	b     *loadedBlock
 	ch    chan []*storepb.Series
 	batch []*storepb.Series
 	pos   int

@@ -52,7 +52,7 @@ type Store struct {
 	metrics *metrics
 
 	mu     sync.RWMutex
-	blocks map[ulid.ULID]*block
+	blocks map[ulid.ULID]*loadedBlock
 	metas  map[ulid.ULID]*meta
 
 	indexFetches atomic.Int64
@@ -72,7 +72,7 @@ func New(bkt objstore.BucketReader, cfg Config, logger *slog.Logger, reg prometh
 		cfg.MaxTime = math.MaxInt64
 	}
 	s := &Store{cfg: cfg, bkt: bkt, logger: logger, cache: NewSegmentCache(cfg.IndexCacheSize, reg),
-		pool: newBytePool(cfg.ChunkPoolSize, reg), blocks: map[ulid.ULID]*block{}, metas: map[ulid.ULID]*meta{},
+		pool: newBytePool(cfg.ChunkPoolSize, reg), blocks: map[ulid.ULID]*loadedBlock{}, metas: map[ulid.ULID]*meta{},
 		metrics: &metrics{
 			syncs:        prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_syncs_total", Help: "Bucket syncs completed."}),
 			syncFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_sync_failures_total", Help: "Bucket syncs that failed."}),
@@ -102,7 +102,7 @@ func (s *Store) Close() {
 // blockSet is the blocks of one external label set, sorted by min time.
 type blockSet struct {
 	ext    labels.Labels
-	blocks []*block
+	blocks []*loadedBlock
 }
 
 // sets snapshots the served blocks grouped by external labels.
@@ -121,7 +121,7 @@ func (s *Store) sets() []*blockSet {
 	}
 	out := make([]*blockSet, 0, len(byKey))
 	for _, bs := range byKey {
-		slices.SortFunc(bs.blocks, func(a, b *block) int { return compareInt64(a.meta.MinTime, b.meta.MinTime) })
+		slices.SortFunc(bs.blocks, func(a, b *loadedBlock) int { return compareInt64(a.meta.MinTime, b.meta.MinTime) })
 		out = append(out, bs)
 	}
 	slices.SortFunc(out, func(a, b *blockSet) int { return labels.Compare(a.ext, b.ext) })
@@ -161,7 +161,7 @@ func (s *Store) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse
 // selectBlocks picks, for [mint, maxt], the coarsest resolution not above maxRes and fills
 // time not covered by it with finer resolutions (downsampled blocks come from the
 // compactor; raw blocks are resolution 0).
-func selectBlocks(blocks []*block, mint, maxt, maxRes int64) []*block {
+func selectBlocks(blocks []*loadedBlock, mint, maxt, maxRes int64) []*loadedBlock {
 	var resolutions []int64
 	for _, b := range blocks {
 		r := b.meta.Thanos.Downsample.Resolution
@@ -172,15 +172,15 @@ func selectBlocks(blocks []*block, mint, maxt, maxRes int64) []*block {
 	slices.Sort(resolutions)
 	slices.Reverse(resolutions)
 	out := blocksFor(blocks, mint, maxt, resolutions)
-	slices.SortFunc(out, func(a, b *block) int { return compareInt64(a.meta.MinTime, b.meta.MinTime) })
+	slices.SortFunc(out, func(a, b *loadedBlock) int { return compareInt64(a.meta.MinTime, b.meta.MinTime) })
 	return out
 }
 
-func blocksFor(blocks []*block, mint, maxt int64, resolutions []int64) []*block {
+func blocksFor(blocks []*loadedBlock, mint, maxt int64, resolutions []int64) []*loadedBlock {
 	if len(resolutions) == 0 || mint > maxt {
 		return nil
 	}
-	var out []*block
+	var out []*loadedBlock
 	covered := mint // everything before covered is served at this resolution
 	for _, b := range blocks {
 		if b.meta.Thanos.Downsample.Resolution != resolutions[0] || b.meta.MaxTime <= mint || b.meta.MinTime > maxt {

@@ -15,6 +15,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 	"go.yaml.in/yaml/v2"
+
+	"github.com/vigilhq/vigil/internal/block"
+
 )
 
 // ParseRelabelConfig parses --selector.relabel-config: Prometheus relabel rules applied
@@ -46,7 +49,7 @@ func (s *Store) Sync(ctx context.Context) error {
 	want := map[ulid.ULID]*meta{}
 	for _, id := range ids {
 		m, err := s.metaFor(ctx, id)
-		if errors.Is(err, errNotFound) {
+		if errors.Is(err, block.ErrMetaNotFound) {
 			continue // partial upload: meta.json is written last
 		}
 		if err != nil {
@@ -87,10 +90,14 @@ func (s *Store) metaFor(ctx context.Context, id ulid.ULID) (*meta, error) {
 	if ok {
 		return m, nil
 	}
-	m, err := readMeta(ctx, s.bkt, id)
+	bm, err := block.ReadMetaFromBucket(ctx, s.bkt, id)
 	if err != nil {
 		return nil, err
 	}
+	if bm.ULID != id {
+		return nil, fmt.Errorf("meta.json of block %s names block %s", id, bm.ULID)
+	}
+	m = &meta{Meta: bm}
 	s.mu.Lock()
 	s.metas[id] = m
 	s.mu.Unlock()
@@ -113,13 +120,16 @@ func (s *Store) keep(ctx context.Context, m *meta) bool {
 	if time.Since(m.visibleSince()) < s.cfg.ConsistencyDelay {
 		return false
 	}
-	deleted, marked, err := readDeletionMark(ctx, s.bkt, m.ULID)
-	if err != nil {
+	mark, err := block.ReadDeletionMark(ctx, s.bkt, m.ULID)
+	switch {
+	case errors.Is(err, block.ErrMarkerNotFound):
+		return true
+	case err != nil:
 		// A partially written mark is ignored: the block is still whole.
 		s.logger.Warn("ignoring unreadable deletion mark", "block", m.ULID, "err", err)
 		return true
 	}
-	return !marked || time.Since(deleted) < s.cfg.IgnoreDeletionMarksDelay
+	return time.Since(time.Unix(mark.DeletionTime, 0)) < s.cfg.IgnoreDeletionMarksDelay
 }
 
 // loadNew loads the wanted blocks not loaded yet, concurrently.
@@ -154,7 +164,7 @@ func (s *Store) loadNew(ctx context.Context, want map[ulid.ULID]*meta) {
 }
 
 // loadBlock checks the block's chunk files and builds or reuses its index-header.
-func (s *Store) loadBlock(ctx context.Context, m *meta) (*block, error) {
+func (s *Store) loadBlock(ctx context.Context, m *meta) (*loadedBlock, error) {
 	if err := s.checkChunkFiles(ctx, m); err != nil {
 		return nil, err
 	}
@@ -189,7 +199,7 @@ func (s *Store) checkChunkFiles(ctx context.Context, m *meta) error {
 // dropGone unloads blocks that are no longer wanted.
 func (s *Store) dropGone(want map[ulid.ULID]*meta) {
 	s.mu.Lock()
-	var gone []*block
+	var gone []*loadedBlock
 	for id, b := range s.blocks {
 		if _, ok := want[id]; !ok {
 			gone = append(gone, b)

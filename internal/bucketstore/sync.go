@@ -17,7 +17,6 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/vigilhq/vigil/internal/block"
-
 )
 
 // ParseRelabelConfig parses --selector.relabel-config: Prometheus relabel rules applied

@@ -61,7 +61,8 @@ func decodeChunkedReadResponse(buf []byte, in *interner) ([]*RawSeries, error) {
 }
 
 func decodeChunkedSeries(buf []byte, in *interner) (*RawSeries, error) {
-	s := &RawSeries{}
+	nl, nc := countSeriesFields(buf)
+	s := &RawSeries{Labels: make([]prompb.Label, 0, nl), Chunks: make([]RawChunk, 0, nc)}
 	for len(buf) > 0 {
 		num, typ, n := protowire.ConsumeTag(buf)
 		if n < 0 {
@@ -95,6 +96,29 @@ func decodeChunkedSeries(buf []byte, in *interner) (*RawSeries, error) {
 		}
 	}
 	return s, nil
+}
+
+// countSeriesFields counts the labels and chunks of a ChunkedSeries so its slices are
+// allocated once; malformed input is left for the decoder to report.
+func countSeriesFields(buf []byte) (labels, chunks int) {
+	for len(buf) > 0 {
+		num, typ, n := protowire.ConsumeTag(buf)
+		if n < 0 {
+			return
+		}
+		buf = buf[n:]
+		if n = protowire.ConsumeFieldValue(num, typ, buf); n < 0 {
+			return
+		}
+		buf = buf[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			labels++
+		case num == 2 && typ == protowire.BytesType:
+			chunks++
+		}
+	}
+	return
 }
 
 func decodeLabel(buf []byte, in *interner) (prompb.Label, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -39,7 +40,8 @@ type loadedBlock struct {
 	bkt       objstore.BucketReader
 	index     *index.Reader
 	ri        *remoteIndex
-	seriesEst int // bytes read ahead per series entry
+	dec       *index.Decoder // decodes series entries read by this package, not the reader
+	seriesEst int            // bytes read ahead per series entry
 	chunkEst  int // bytes read per chunk
 	// ownExtNames is set when the index holds labels named like the block's external
 	// labels: the re-sort after adding them must then be conservative.
@@ -61,10 +63,39 @@ func newBlock(m *meta, bkt objstore.BucketReader, r *index.Reader, ri *remoteInd
 	if s := m.Thanos.IndexStats.ChunkMaxSize; s > 0 {
 		b.chunkEst = int(s)
 	}
-	if names, err := r.LabelNames(context.Background()); err == nil {
-		b.ownExtNames = slices.ContainsFunc(names, b.ext.Has)
-	}
+	names, _ := r.LabelNames(context.Background())
+	b.ownExtNames = slices.ContainsFunc(names, b.ext.Has)
+	b.dec = newSeriesDecoder(ri, r, names)
 	return b
+}
+
+// newSeriesDecoder decodes series entries with symbols from the local index-header;
+// label names, few and hot, are looked up once.
+func newSeriesDecoder(ri *remoteIndex, r *index.Reader, names []string) *index.Decoder {
+	dec := &index.Decoder{DecodePostings: index.DecodePostingsRaw}
+	toc, err := index.NewTOCFromByteSlice(ri)
+	if err != nil {
+		dec.LookupSymbol = func(context.Context, uint32) (string, error) { return "", err }
+		return dec
+	}
+	syms, err := index.NewSymbols(ri, r.Version(), int(toc.Symbols))
+	if err != nil {
+		dec.LookupSymbol = func(context.Context, uint32) (string, error) { return "", err }
+		return dec
+	}
+	nameSyms := make(map[uint32]string, len(names))
+	for _, n := range names {
+		if off, err := syms.ReverseLookup(n); err == nil {
+			nameSyms[off] = n
+		}
+	}
+	dec.LookupSymbol = func(_ context.Context, o uint32) (string, error) {
+		if n, ok := nameSyms[o]; ok {
+			return n, nil
+		}
+		return syms.Lookup(o)
+	}
+	return dec
 }
 
 func (b *loadedBlock) close() error {
@@ -105,7 +136,8 @@ type rawSeries struct {
 // readSeries reads the series of refs (sorted) that have chunks overlapping [mint, maxt],
 // with those chunks unless skipChunks. It returns how many chunk data bytes it holds.
 func (b *loadedBlock) readSeries(ctx context.Context, refs []storage.SeriesRef, mint, maxt int64, skipChunks bool) ([]rawSeries, int64, error) {
-	if err := b.ri.prefetch(ctx, b.seriesRanges(refs)); err != nil {
+	bufs, err := b.fetchSeries(ctx, refs)
+	if err != nil {
 		return nil, 0, fmt.Errorf("fetch series of block %s: %w", b.id, err)
 	}
 	var (
@@ -116,8 +148,8 @@ func (b *loadedBlock) readSeries(ctx context.Context, refs []storage.SeriesRef, 
 		owners  []int
 	)
 	for _, ref := range refs {
-		if err := b.index.Series(ref, &builder, &chks); err != nil {
-			return nil, 0, b.indexErr("read series", err)
+		if err := b.decodeSeries(ctx, bufs, ref, &builder, &chks); err != nil {
+			return nil, 0, fmt.Errorf("read series %d of block %s: %w", ref, b.id, err)
 		}
 		n := 0
 		for _, c := range chks {
@@ -171,6 +203,63 @@ func (b *loadedBlock) seriesRanges(refs []storage.SeriesRef) []localRange {
 		out = append(out, localRange{start, end})
 	}
 	return out
+}
+
+// seriesBuf is a range of the index's series section held by one request.
+type seriesBuf struct {
+	start int
+	b     []byte
+}
+
+// fetchSeries reads the index ranges holding refs, from the index cache when it has them.
+// The request keeps its own references, so a small cache cannot evict what it still needs.
+func (b *loadedBlock) fetchSeries(ctx context.Context, refs []storage.SeriesRef) ([]seriesBuf, error) {
+	ranges := b.seriesRanges(refs)
+	out := make([]seriesBuf, 0, len(ranges))
+	for _, rg := range ranges {
+		if c, ok := b.ri.cache.Get(b.id, rg.start, rg.end); ok {
+			out = append(out, seriesBuf{rg.start, c})
+			continue
+		}
+		buf, err := b.ri.fetch(ctx, rg.start, rg.end)
+		if err != nil {
+			return nil, err
+		}
+		b.ri.cache.Put(b.id, rg.start, buf)
+		out = append(out, seriesBuf{rg.start, buf})
+	}
+	return out, nil
+}
+
+// decodeSeries decodes the series entry of ref (uvarint length, data, CRC32) from bufs,
+// reading it alone when it runs past the prefetched range.
+func (b *loadedBlock) decodeSeries(ctx context.Context, bufs []seriesBuf, ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
+	off := int(ref) * 16
+	if b.index.Version() == index.FormatV1 {
+		off = int(ref)
+	}
+	i := sort.Search(len(bufs), func(i int) bool { return bufs[i].start > off }) - 1
+	var entry []byte
+	if i >= 0 && off < bufs[i].start+len(bufs[i].b) {
+		entry = bufs[i].b[off-bufs[i].start:]
+	}
+	n, w := binary.Uvarint(entry)
+	if w <= 0 || len(entry) < w+int(n) {
+		head, err := b.ri.fetch(ctx, off, min(off+binary.MaxVarintLen32, b.ri.size))
+		if err != nil {
+			return err
+		}
+		if n, w = binary.Uvarint(head); w <= 0 {
+			return fmt.Errorf("corrupt series entry length at offset %d", off)
+		}
+		if entry, err = b.ri.fetch(ctx, off, min(off+w+int(n)+4, b.ri.size)); err != nil {
+			return err
+		}
+		if len(entry) < w+int(n) {
+			return fmt.Errorf("series entry at offset %d is truncated", off)
+		}
+	}
+	return b.dec.Series(entry[w:w+int(n)], builder, chks)
 }
 
 // chunkData is one chunk's encoding and bytes.

@@ -63,11 +63,16 @@ func (r *remoteIndex) Sub(start, end int) index.ByteSlice {
 	return realSlice(r.Range(start, end))
 }
 
-// Range implements index.ByteSlice. A failed bucket read returns nil, which the index
-// reader reports as an invalid size; err() says what happened.
+// Range implements index.ByteSlice. A failed bucket read returns bytes the index reader
+// rejects as invalid; err() says what happened.
 func (r *remoteIndex) Range(start, end int) []byte {
 	if start < 0 || end > r.size || start > end {
-		return nil
+		return failedRange(end - start)
+	}
+	if start == 0 && end == r.size {
+		// Prometheus' symbol table decodes from a slice of the whole index but only reads
+		// the symbols section, which the sparse index-header holds.
+		return r.mmap.Bytes()
 	}
 	for _, l := range r.local {
 		if start >= l.start && end <= l.end {
@@ -77,14 +82,27 @@ func (r *remoteIndex) Range(start, end int) []byte {
 	if b, ok := r.cache.Get(r.id, start, end); ok {
 		return b
 	}
-	fetchEnd := min(max(end, start+readAhead), r.size)
+	// Read ahead only what the cache can keep: a segment it rejects is read again.
+	ahead := min(readAhead, int(r.cache.max/8))
+	fetchEnd := min(max(end, start+ahead), r.size)
 	b, err := r.fetch(r.ctx, start, fetchEnd)
 	if err != nil {
 		r.lastErr.Store(&err)
-		return nil
+		return failedRange(end - start)
 	}
 	r.cache.Put(r.id, start, b)
 	return b[:end-start]
+}
+
+// failedRange stands in for bytes that could not be read. All 0xFF makes every decoder
+// fail (a length of 4 GiB, an overflowing varint) instead of reading zeros as an empty
+// list; the caller then reports err().
+func failedRange(n int) []byte {
+	b := make([]byte, max(n, 0))
+	for i := range b {
+		b[i] = 0xff
+	}
+	return b
 }
 
 // err returns the last bucket error seen, if any.
@@ -108,21 +126,6 @@ func (r *remoteIndex) fetch(ctx context.Context, start, end int) ([]byte, error)
 		return nil, fmt.Errorf("read %s [%d,%d): %w", r.name, start, end, err)
 	}
 	return b, nil
-}
-
-// prefetch reads the given sorted, non-overlapping ranges into the cache unless cached.
-func (r *remoteIndex) prefetch(ctx context.Context, ranges []localRange) error {
-	for _, rg := range ranges {
-		if _, ok := r.cache.Get(r.id, rg.start, rg.end); ok {
-			continue
-		}
-		b, err := r.fetch(ctx, rg.start, rg.end)
-		if err != nil {
-			return err
-		}
-		r.cache.Put(r.id, rg.start, b)
-	}
-	return nil
 }
 
 type realSlice []byte

@@ -106,8 +106,14 @@ func (s *Store) LabelNames(ctx context.Context, req *storepb.LabelNamesRequest) 
 			sc.set.ext.Range(func(l labels.Label) { seen[l.Name] = struct{}{} })
 		}
 	}
-	for _, n := range req.GetWithoutReplicaLabels() {
-		delete(seen, n)
+	// Like Series, only external labels are stripped: a stored label that shares a
+	// replica label's name is data.
+	for _, sc := range scopes {
+		for _, n := range req.GetWithoutReplicaLabels() {
+			if sc.set.ext.Has(n) {
+				delete(seen, n)
+			}
+		}
 	}
 	names := make([]string, 0, len(seen))
 	for n := range seen {

@@ -24,7 +24,7 @@ type seriesQuery struct {
 	mint, maxt int64
 	skipChunks bool
 	stripped   []string
-	shard      *storeapi.ShardMatcher
+	shard      *storepb.ShardInfo // each block goroutine builds its own matcher
 }
 
 // blockStream produces one block's series, rewritten with external labels and sorted by
@@ -48,7 +48,7 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 		return status.Error(codes.InvalidArgument, "no matchers specified")
 	}
 	q := &seriesQuery{mint: req.GetMinTime(), maxt: req.GetMaxTime(), skipChunks: req.GetSkipChunks(),
-		stripped: req.GetWithoutReplicaLabels(), shard: storeapi.NewShardMatcher(req.GetShardInfo())}
+		stripped: req.GetWithoutReplicaLabels(), shard: req.GetShardInfo()}
 	ctx, cancel := context.WithCancel(srv.Context())
 	defer cancel()
 
@@ -99,6 +99,7 @@ func (s *Store) produce(ctx context.Context, bs *blockStream, ms []*labels.Match
 	if b.ownExtNames {
 		lab.WithOwnExternalLabels()
 	}
+	shard := storeapi.NewShardMatcher(q.shard)
 	var out []*storepb.Series
 	resorter := storeapi.NewResorter(0, func(sr *storepb.Series) error {
 		out = append(out, sr)
@@ -142,7 +143,7 @@ func (s *Store) produce(ctx context.Context, bs *blockStream, ms []*labels.Match
 			sr := &storepb.Series{Chunks: r.chunks}
 			var bound int
 			sr.Labels, bound = lab.Apply(r.lset)
-			if !q.shard.Matches(sr.Labels) {
+			if !shard.Matches(sr.Labels) {
 				held.releaseSeries(sr)
 				continue
 			}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/thanos-io/objstore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/infopb"
@@ -56,6 +59,7 @@ type Store struct {
 	metas  map[ulid.ULID]*meta
 
 	indexFetches atomic.Int64
+	synced       atomic.Bool // the first sync has finished
 }
 
 type metrics struct {
@@ -138,8 +142,13 @@ func compareInt64(a, b int64) int {
 	return 0
 }
 
-// Info reports one label set per distinct block label set and the served time range.
+// Info reports one label set per distinct block label set and the served time range. It
+// fails until the first bucket sync has finished, so queriers do not prune on an empty
+// store.
 func (s *Store) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse, error) {
+	if !s.synced.Load() {
+		return nil, status.Error(codes.Unavailable, "store gateway has not finished its first bucket sync")
+	}
 	resp := &infopb.InfoResponse{ComponentType: "store", Store: &infopb.StoreInfo{
 		MinTime: math.MaxInt64, MaxTime: math.MinInt64, SupportsSharding: true, SupportsWithoutReplicaLabels: true,
 	}}
@@ -171,9 +180,15 @@ func selectBlocks(blocks []*loadedBlock, mint, maxt, maxRes int64) []*loadedBloc
 	}
 	slices.Sort(resolutions)
 	slices.Reverse(resolutions)
-	out := blocksFor(blocks, mint, maxt, resolutions)
+	// Gap filling can pick one finer block for several gaps: serve it once.
+	out := slices.Compact(sortedByPointer(blocksFor(blocks, mint, maxt, resolutions)))
 	slices.SortFunc(out, func(a, b *loadedBlock) int { return compareInt64(a.meta.MinTime, b.meta.MinTime) })
 	return out
+}
+
+func sortedByPointer(bs []*loadedBlock) []*loadedBlock {
+	slices.SortFunc(bs, func(a, b *loadedBlock) int { return strings.Compare(a.id.String(), b.id.String()) })
+	return bs
 }
 
 func blocksFor(blocks []*loadedBlock, mint, maxt int64, resolutions []int64) []*loadedBlock {

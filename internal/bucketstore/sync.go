@@ -62,6 +62,7 @@ func (s *Store) Sync(ctx context.Context) error {
 	}
 	s.loadNew(ctx, want)
 	s.dropGone(want)
+	s.synced.Store(true)
 	s.metrics.syncs.Inc()
 	s.mu.RLock()
 	s.metrics.blocksLoaded.Set(float64(len(s.blocks)))
@@ -81,12 +82,23 @@ func (s *Store) listBlocks(ctx context.Context) ([]ulid.ULID, error) {
 	return ids, err
 }
 
-// metaFor returns the block's meta, from memory when read before (metas never change).
+// metaFor returns the block's meta, from memory when read before (metas never change),
+// after checking meta.json still exists: a deleter removes it first.
 func (s *Store) metaFor(ctx context.Context, id ulid.ULID) (*meta, error) {
 	s.mu.RLock()
 	m, ok := s.metas[id]
 	s.mu.RUnlock()
 	if ok {
+		exists, err := s.bkt.Exists(ctx, id.String()+"/"+block.MetaFilename)
+		if err != nil {
+			return nil, fmt.Errorf("check meta.json of block %s: %w", id, err)
+		}
+		if !exists {
+			s.mu.Lock()
+			delete(s.metas, id)
+			s.mu.Unlock()
+			return nil, block.ErrMetaNotFound
+		}
 		return m, nil
 	}
 	bm, err := block.ReadMetaFromBucket(ctx, s.bkt, id)
@@ -231,10 +243,14 @@ func (s *Store) Run(ctx context.Context, onSynced func()) error {
 			first = false
 			onSynced()
 		}
+		wait := s.cfg.SyncInterval
+		if first {
+			wait = min(wait, 5*time.Second) // not ready yet: retry soon
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(s.cfg.SyncInterval):
+		case <-time.After(wait):
 		}
 	}
 }

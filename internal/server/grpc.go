@@ -51,7 +51,8 @@ func NewGRPC(logger *slog.Logger, reg prometheus.Registerer, probe *Probe, cfg G
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: cfg.MaxConnectionAge}),
 	}
 	metrics := newGRPCMetrics(reg)
-	opts = append(opts, grpc.ChainUnaryInterceptor(metrics.unary), grpc.ChainStreamInterceptor(metrics.stream))
+	opts = append(opts, grpc.ChainUnaryInterceptor(metrics.unary, recoverUnary(logger)),
+		grpc.ChainStreamInterceptor(metrics.stream, recoverStream(logger)))
 	if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.TLSClientCA != "" {
 		tlsCfg, err := serverTLS(cfg)
 		if err != nil {

@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -62,4 +65,28 @@ func (m *grpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	err := handler(srv, ss)
 	m.observe("server_stream", info.FullMethod, start, err)
 	return err
+}
+
+// recoverUnary turns a panic in a handler into an Internal error instead of a crash of
+// the whole process, logging the stack.
+func recoverUnary(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer recoverPanic(logger, info.FullMethod, &err)
+		return handler(ctx, req)
+	}
+}
+
+// recoverStream is recoverUnary for streaming handlers.
+func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer recoverPanic(logger, info.FullMethod, &err)
+		return handler(srv, ss)
+	}
+}
+
+func recoverPanic(logger *slog.Logger, method string, err *error) {
+	if r := recover(); r != nil {
+		logger.Error("panic in gRPC handler", "method", method, "panic", r, "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "internal error in %s: %v", method, r)
+	}
 }

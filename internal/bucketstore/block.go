@@ -42,7 +42,7 @@ type loadedBlock struct {
 	ri        *remoteIndex
 	dec       *index.Decoder // decodes series entries read by this package, not the reader
 	seriesEst int            // bytes read ahead per series entry
-	chunkEst  int // bytes read per chunk
+	chunkEst  int            // bytes read per chunk
 	// ownExtNames is set when the index holds labels named like the block's external
 	// labels: the re-sort after adding them must then be conservative.
 	ownExtNames bool

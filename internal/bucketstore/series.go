@@ -30,12 +30,13 @@ type seriesQuery struct {
 // blockStream produces one block's series, rewritten with external labels and sorted by
 // their final labels, in batches.
 type blockStream struct {
-	b     *loadedBlock
-	ch    chan []*storepb.Series
-	batch []*storepb.Series
-	pos   int
-	done  bool
-	err   error
+	b        *loadedBlock
+	ch       chan []*storepb.Series
+	batch    []*storepb.Series
+	pos      int
+	done     bool
+	err      error
+	reported bool // a failure already sent as a warning
 }
 
 // Series streams the series of every selected block, merged and sorted.
@@ -188,7 +189,7 @@ func (s *Store) sendMerged(srv storepb.Store_SeriesServer, req *storepb.SeriesRe
 				bs.advance()
 			}
 		}
-		if err := firstErr(streams); err != nil {
+		if err := s.checkStreams(streams, sender); err != nil {
 			return err
 		}
 		if s.cfg.SeriesLimit > 0 && sender.Sent() >= s.cfg.SeriesLimit {
@@ -205,22 +206,32 @@ func (s *Store) sendMerged(srv storepb.Store_SeriesServer, req *storepb.SeriesRe
 			break
 		}
 	}
-	if err := firstErr(streams); err != nil {
+	if err := s.checkStreams(streams, sender); err != nil {
 		return err
 	}
 	return sender.Flush()
 }
 
-func firstErr(streams []*blockStream) error {
+// checkStreams handles ended block streams that failed. Limits and cancellation end the
+// request. Any other failure is one block's problem (a corrupt series entry, a missing
+// chunk): it is logged, counted and reported as a warning frame, and the other blocks are
+// still served; a client asking for ABORT turns the warning into an error.
+func (s *Store) checkStreams(streams []*blockStream, sender *storeapi.SeriesSender) error {
 	for _, bs := range streams {
-		if bs.done && bs.err != nil {
-			if status.Code(bs.err) != codes.Unknown {
-				return bs.err
-			}
-			if errors.Is(bs.err, context.Canceled) {
-				return status.Error(codes.Canceled, bs.err.Error())
-			}
-			return status.Error(codes.Internal, bs.err.Error())
+		if !bs.done || bs.err == nil || bs.reported {
+			continue
+		}
+		switch code := status.Code(bs.err); {
+		case code == codes.ResourceExhausted, code == codes.Canceled, code == codes.DeadlineExceeded:
+			return bs.err
+		case errors.Is(bs.err, context.Canceled), errors.Is(bs.err, context.DeadlineExceeded):
+			return status.Error(codes.Canceled, bs.err.Error())
+		}
+		bs.reported = true
+		s.metrics.readFailures.Inc()
+		s.logger.Error("reading block failed; answering without it", "block", bs.b.id, "err", bs.err)
+		if err := sender.Warning(fmt.Sprintf("store gateway: block %s skipped: %v", bs.b.id, bs.err)); err != nil {
+			return err
 		}
 	}
 	return nil

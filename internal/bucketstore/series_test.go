@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"log/slog"
 	"math"
 	"math/rand"
@@ -469,14 +470,26 @@ func TestInfoClampsToConfiguredTimeRange(t *testing.T) {
 	}
 }
 
-func TestChunkReadErrorFailsTheRequest(t *testing.T) {
+// A block that cannot be read is skipped with a warning naming the error (the client's
+// partial-response strategy decides whether that fails the query); the pool is released.
+func TestChunkReadErrorSkipsTheBlockWithAWarning(t *testing.T) {
 	cb := &countingBucket{Bucket: newBucket(t)}
 	writeBlock(t, cb, map[string]string{"replica": "a"}, 20, 0, twoHours)
 	s := startStore(t, cb, Config{})
 	cb.failChunks.Store(true)
-	_, err := collect(t, s.client, &storepb.SeriesRequest{MinTime: 0, MaxTime: twoHours, Matchers: matchName("m")})
-	if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), errInjected.Error()) {
-		t.Fatalf("chunk read failure: %v, want Internal naming the bucket error", err)
+	st, err := s.client.Series(context.Background(), &storepb.SeriesRequest{MinTime: 0, MaxTime: twoHours, Matchers: matchName("m")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for st.Next() {
+		n++
+	}
+	if st.Err() != nil || n != 0 || len(st.Warnings()) != 1 || !strings.Contains(st.Warnings()[0], errInjected.Error()) {
+		t.Fatalf("chunk read failure: %d series, err %v, warnings %v; want no series and one warning naming the bucket error", n, st.Err(), st.Warnings())
+	}
+	if f := testutil.ToFloat64(s.metrics.readFailures); f != 1 {
+		t.Fatalf("read failures metric = %v, want 1", f)
 	}
 	if n := s.pool.used; n != 0 {
 		t.Fatalf("%d chunk-pool bytes held after the failed request", n)

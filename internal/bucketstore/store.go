@@ -63,8 +63,8 @@ type Store struct {
 }
 
 type metrics struct {
-	syncs, syncFailures, loads, loadFailures prometheus.Counter
-	blocksLoaded                             prometheus.Gauge
+	syncs, syncFailures, loads, loadFailures, readFailures prometheus.Counter
+	blocksLoaded                                           prometheus.Gauge
 }
 
 // New returns a store over bkt; call Sync or Run to load blocks.
@@ -82,10 +82,11 @@ func New(bkt objstore.BucketReader, cfg Config, logger *slog.Logger, reg prometh
 			syncFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_sync_failures_total", Help: "Bucket syncs that failed."}),
 			loads:        prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_block_loads_total", Help: "Blocks loaded."}),
 			loadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_block_load_failures_total", Help: "Blocks that could not be loaded (unreadable meta.json, corrupt index, missing chunk files) and are skipped."}),
+			readFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_block_read_failures_total", Help: "Series requests that skipped a block because reading it failed (corrupt series data, missing chunks)."}),
 			blocksLoaded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_store_blocks_loaded", Help: "Blocks currently served."}),
 		}}
 	if reg != nil {
-		reg.MustRegister(s.metrics.syncs, s.metrics.syncFailures, s.metrics.loads, s.metrics.loadFailures, s.metrics.blocksLoaded,
+		reg.MustRegister(s.metrics.syncs, s.metrics.syncFailures, s.metrics.loads, s.metrics.loadFailures, s.metrics.readFailures, s.metrics.blocksLoaded,
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_store_index_range_reads_total", Help: "Range reads of index data from the bucket."},
 				func() float64 { return float64(s.indexFetches.Load()) }))
 	}

@@ -17,7 +17,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
@@ -30,18 +29,9 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-)
 
-// manifest mirrors bench/gen's bench.json (the fields used here).
-type manifest struct {
-	Series       int      `json:"series"`
-	IntervalMS   int64    `json:"intervalMs"`
-	StartMS      int64    `json:"startMs"`
-	EndMS        int64    `json:"endMs"`
-	Replicas     []string `json:"replicas"`
-	SingleSeries string   `json:"singleSeries"`
-	Counters     int      `json:"counters"`
-}
+	"github.com/vigilhq/vigil/bench/internal/benchkit"
+)
 
 type options struct {
 	data, vigil, prom string
@@ -79,15 +69,15 @@ func main() {
 
 // stack is the set of started processes.
 type stack struct {
-	proms    []*proc
+	proms    []*benchkit.Proc
 	promURLs []string
-	sidecars []*proc
-	querier  *proc
+	sidecars []*benchkit.Proc
+	querier  *benchkit.Proc
 	queryURL string
 }
 
-func (s *stack) all() []*proc {
-	ps := append([]*proc{}, s.proms...)
+func (s *stack) all() []*benchkit.Proc {
+	ps := append([]*benchkit.Proc{}, s.proms...)
 	ps = append(ps, s.sidecars...)
 	if s.querier != nil {
 		ps = append(ps, s.querier)
@@ -96,13 +86,9 @@ func (s *stack) all() []*proc {
 }
 
 func run(ctx context.Context, o options) (err error) {
-	var m manifest
-	b, err := os.ReadFile(filepath.Join(o.data, "bench.json"))
+	m, err := benchkit.ReadManifest(o.data)
 	if err != nil {
-		return fmt.Errorf("read data set description (run bench/gen first): %w", err)
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("bench.json: %w", err)
+		return err
 	}
 	for _, p := range []*string{&o.data, &o.vigil, &o.prom} {
 		if *p, err = filepath.Abs(*p); err != nil {
@@ -117,7 +103,7 @@ func run(ctx context.Context, o options) (err error) {
 	defer func() {
 		ps := s.all()
 		for i := len(ps) - 1; i >= 0; i-- { // querier, sidecars, then Prometheus
-			ps[i].stop(15 * time.Second)
+			ps[i].Stop(15 * time.Second)
 		}
 		if err != nil || o.keep {
 			fmt.Fprintf(os.Stderr, "querybench: logs and configs kept in %s\n", work)
@@ -128,7 +114,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := s.start(ctx, o, m, work); err != nil {
 		for _, p := range s.all() {
 			if ctx.Err() == nil { // not interrupted: the logs may tell why
-				fmt.Fprintf(os.Stderr, "--- %s (%s) ---\n%s\n", p.name, p.log, p.tail(15))
+				fmt.Fprintf(os.Stderr, "--- %s (%s) ---\n%s\n", p.Name, p.Log, p.Tail(15))
 			}
 		}
 		return err
@@ -136,11 +122,11 @@ func run(ctx context.Context, o options) (err error) {
 
 	window := time.Duration(m.EndMS-m.StartMS) * time.Millisecond
 	step := max((window / time.Duration(o.points)).Truncate(time.Second), time.Duration(m.IntervalMS)*time.Millisecond)
-	rp := rangeParams{start: time.UnixMilli(m.StartMS), end: time.UnixMilli(m.EndMS), step: step}
+	rp := benchkit.RangeParams{Start: time.UnixMilli(m.StartMS), End: time.UnixMilli(m.EndMS), Step: step}
 	fmt.Printf("data: %d series × %s per replica, %s .. %s; step %s (%d points per series); %d runs per query\n\n",
-		m.Series, window, rp.start.UTC().Format(time.RFC3339), rp.end.UTC().Format(time.RFC3339), step,
+		m.Series, window, rp.Start.UTC().Format(time.RFC3339), rp.End.UTC().Format(time.RFC3339), step,
 		int(window/step)+1, o.runs)
-	failed, err := benchmark(ctx, o, s, rp, querySet(m.SingleSeries))
+	failed, err := benchmark(ctx, o, s, rp, benchkit.QuerySet(m.SingleSeries))
 	if err != nil {
 		return err
 	}
@@ -159,11 +145,11 @@ func run(ctx context.Context, o options) (err error) {
 
 // start starts both Prometheus, both sidecars and the querier, and waits until the
 // querier answers with both replicas' data.
-func (s *stack) start(ctx context.Context, o options, m manifest, work string) error {
+func (s *stack) start(ctx context.Context, o options, m benchkit.Manifest, work string) error {
 	inst := "count(http_requests_total)"
 	at := strconv.FormatInt((m.EndMS-m.IntervalMS)/1000, 10)
 	for _, r := range m.Replicas {
-		addr, err := freeAddr()
+		addr, err := benchkit.FreeAddr()
 		if err != nil {
 			return err
 		}
@@ -172,7 +158,7 @@ func (s *stack) start(ctx context.Context, o options, m manifest, work string) e
 		if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
 			return err
 		}
-		p, err := startProc(work, "prometheus-"+r, o.prom, "--config.file="+cfg,
+		p, err := benchkit.StartProc(work, "prometheus-"+r, o.prom, "--config.file="+cfg,
 			"--storage.tsdb.path="+filepath.Join(o.data, r), "--web.listen-address="+addr,
 			"--storage.tsdb.retention.time=10y", "--storage.tsdb.min-block-duration=2h",
 			"--storage.tsdb.max-block-duration=2h", "--web.enable-lifecycle")
@@ -183,10 +169,10 @@ func (s *stack) start(ctx context.Context, o options, m manifest, work string) e
 	}
 	for i, p := range s.proms {
 		u := s.promURLs[i]
-		if err := waitFor(ctx, p.name+" ready", 2*time.Minute, p, func() error { return httpOK(ctx, u+"/-/ready") }); err != nil {
+		if err := benchkit.WaitFor(ctx, p.Name+" ready", 2*time.Minute, p, func() error { return benchkit.HTTPOK(ctx, u+"/-/ready") }); err != nil {
 			return err
 		}
-		if err := waitFor(ctx, p.name+" loaded the blocks", 2*time.Minute, p, func() error {
+		if err := benchkit.WaitFor(ctx, p.Name+" loaded the blocks", 2*time.Minute, p, func() error {
 			return expectCount(ctx, u, url.Values{"query": {inst}, "time": {at}}, m.Counters)
 		}); err != nil {
 			return err
@@ -194,60 +180,60 @@ func (s *stack) start(ctx context.Context, o options, m manifest, work string) e
 	}
 	var endpoints []string
 	for i, r := range m.Replicas {
-		grpcAddr, err1 := freeAddr()
-		httpAddr, err2 := freeAddr()
+		grpcAddr, err1 := benchkit.FreeAddr()
+		httpAddr, err2 := benchkit.FreeAddr()
 		if err1 != nil || err2 != nil {
 			return fmt.Errorf("free port: %v %v", err1, err2)
 		}
-		p, err := startProc(work, "sidecar-"+r, o.vigil, "sidecar", "--prometheus.url="+s.promURLs[i],
+		p, err := benchkit.StartProc(work, "sidecar-"+r, o.vigil, "sidecar", "--prometheus.url="+s.promURLs[i],
 			"--tsdb.path="+filepath.Join(o.data, r), "--grpc-address="+grpcAddr, "--http-address="+httpAddr)
 		if err != nil {
 			return err
 		}
 		s.sidecars = append(s.sidecars, p)
-		if err := waitFor(ctx, p.name+" ready", 2*time.Minute, p, func() error { return httpOK(ctx, "http://"+httpAddr+"/-/ready") }); err != nil {
+		if err := benchkit.WaitFor(ctx, p.Name+" ready", 2*time.Minute, p, func() error { return benchkit.HTTPOK(ctx, "http://"+httpAddr+"/-/ready") }); err != nil {
 			return err
 		}
 		endpoints = append(endpoints, "--endpoint="+grpcAddr)
 	}
-	grpcAddr, err1 := freeAddr()
-	httpAddr, err2 := freeAddr()
+	grpcAddr, err1 := benchkit.FreeAddr()
+	httpAddr, err2 := benchkit.FreeAddr()
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("free port: %v %v", err1, err2)
 	}
 	args := append([]string{"query", "--query.replica-label=replica", "--grpc-address=" + grpcAddr,
 		"--http-address=" + httpAddr}, endpoints...)
-	q, err := startProc(work, "query", o.vigil, args...)
+	q, err := benchkit.StartProc(work, "query", o.vigil, args...)
 	if err != nil {
 		return err
 	}
 	s.querier, s.queryURL = q, "http://"+httpAddr
-	if err := waitFor(ctx, "query ready", 2*time.Minute, q, func() error { return httpOK(ctx, s.queryURL+"/-/ready") }); err != nil {
+	if err := benchkit.WaitFor(ctx, "query ready", 2*time.Minute, q, func() error { return benchkit.HTTPOK(ctx, s.queryURL+"/-/ready") }); err != nil {
 		return err
 	}
 	// Both replicas are visible without dedup, and dedup folds them into one.
-	if err := waitFor(ctx, "query sees both stores", 2*time.Minute, q, func() error {
+	if err := benchkit.WaitFor(ctx, "query sees both stores", 2*time.Minute, q, func() error {
 		return expectCount(ctx, s.queryURL, url.Values{"query": {inst}, "time": {at}, "dedup": {"false"}}, 2*m.Counters)
 	}); err != nil {
 		return err
 	}
-	return waitFor(ctx, "query deduplicates", time.Minute, q, func() error {
+	return benchkit.WaitFor(ctx, "query deduplicates", time.Minute, q, func() error {
 		return expectCount(ctx, s.queryURL, url.Values{"query": {inst}, "time": {at}, "dedup": {"true"}}, m.Counters)
 	})
 }
 
 // expectCount runs an instant query returning one sample and checks its value.
 func expectCount(ctx context.Context, base string, params url.Values, want int) error {
-	body, _, err := get(ctx, base, "/api/v1/query", params)
+	body, _, err := benchkit.Get(ctx, base, "/api/v1/query", params)
 	if err != nil {
 		return err
 	}
-	res, _, err := decode(body)
+	res, _, err := benchkit.Decode(body)
 	if err != nil {
 		return err
 	}
 	for _, pts := range res {
-		if len(pts) == 1 && pts[0].v == float64(want) {
+		if len(pts) == 1 && pts[0].V == float64(want) {
 			return nil
 		}
 	}
@@ -256,47 +242,47 @@ func expectCount(ctx context.Context, base string, params url.Values, want int) 
 
 // benchmark runs every query against the querier (dedup on) and Prometheus r0, prints
 // the table and returns how many results did not match r0 within the tolerance.
-func benchmark(ctx context.Context, o options, s *stack, rp rangeParams, qs []benchQuery) (int, error) {
+func benchmark(ctx context.Context, o options, s *stack, rp benchkit.RangeParams, qs []benchkit.Query) (int, error) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "query\tseries\tpoints\tvigil p50\tprom p50\tratio\tcheck\t")
 	var notes []string
 	failed := 0
 	logSum, n := 0.0, 0
 	for _, q := range qs {
-		if !o.only.MatchString(q.name) {
+		if !o.only.MatchString(q.Name) {
 			continue
 		}
-		vp := rp.values(q.expr, url.Values{"dedup": {"true"}})
-		pp := rp.values(q.expr, nil)
+		vp := rp.Values(q.Expr, url.Values{"dedup": {"true"}})
+		pp := rp.Values(q.Expr, nil)
 		// Warm-up, also the answers that are checked.
-		vb, _, err := get(ctx, s.queryURL, "/api/v1/query_range", vp)
+		vb, _, err := benchkit.Get(ctx, s.queryURL, "/api/v1/query_range", vp)
 		if err != nil {
-			return failed, fmt.Errorf("%s via vigil: %w", q.name, err)
+			return failed, fmt.Errorf("%s via vigil: %w", q.Name, err)
 		}
-		pb, _, err := get(ctx, s.promURLs[0], "/api/v1/query_range", pp)
+		pb, _, err := benchkit.Get(ctx, s.promURLs[0], "/api/v1/query_range", pp)
 		if err != nil {
-			return failed, fmt.Errorf("%s via Prometheus: %w", q.name, err)
+			return failed, fmt.Errorf("%s via Prometheus: %w", q.Name, err)
 		}
-		got, warns, err := decode(vb, "cluster", "replica")
+		got, warns, err := benchkit.Decode(vb, "cluster", "replica")
 		if err != nil {
-			return failed, fmt.Errorf("%s via vigil: %w", q.name, err)
+			return failed, fmt.Errorf("%s via vigil: %w", q.Name, err)
 		}
-		want, _, err := decode(pb)
+		want, _, err := benchkit.Decode(pb)
 		if err != nil {
-			return failed, fmt.Errorf("%s via Prometheus: %w", q.name, err)
+			return failed, fmt.Errorf("%s via Prometheus: %w", q.Name, err)
 		}
-		var other matrix
-		if ob, _, err := get(ctx, s.promURLs[1], "/api/v1/query_range", pp); err != nil {
-			return failed, fmt.Errorf("%s via Prometheus r1: %w", q.name, err)
-		} else if other, _, err = decode(ob); err != nil {
-			return failed, fmt.Errorf("%s via Prometheus r1: %w", q.name, err)
+		var other benchkit.Matrix
+		if ob, _, err := benchkit.Get(ctx, s.promURLs[1], "/api/v1/query_range", pp); err != nil {
+			return failed, fmt.Errorf("%s via Prometheus r1: %w", q.Name, err)
+		} else if other, _, err = benchkit.Decode(ob); err != nil {
+			return failed, fmt.Errorf("%s via Prometheus r1: %w", q.Name, err)
 		}
-		d := compare(got, want, other, o.tolerance, rp.start.Add(time.Hour).UnixMilli())
+		d := compare(got, want, other, o.tolerance, rp.Start.Add(time.Hour).UnixMilli())
 		check := "ok"
 		if !d.ok() {
 			check, failed = "MISMATCH", failed+1
 		}
-		notes = append(notes, fmt.Sprintf("%-24s %s: %s", q.name, check, d))
+		notes = append(notes, fmt.Sprintf("%-24s %s: %s", q.Name, check, d))
 		if d.maxRel > 0 {
 			notes = append(notes, fmt.Sprintf("%-24s   largest difference: %s", "", d.worst))
 		}
@@ -309,23 +295,23 @@ func benchmark(ctx context.Context, o options, s *stack, rp rangeParams, qs []be
 		// Timed runs, interleaved so background load hits both targets alike.
 		var vt, pt []time.Duration
 		for range o.runs {
-			_, t, err := get(ctx, s.queryURL, "/api/v1/query_range", vp)
+			_, t, err := benchkit.Get(ctx, s.queryURL, "/api/v1/query_range", vp)
 			if err != nil {
-				return failed, fmt.Errorf("%s via vigil: %w", q.name, err)
+				return failed, fmt.Errorf("%s via vigil: %w", q.Name, err)
 			}
 			vt = append(vt, t)
-			_, t, err = get(ctx, s.promURLs[0], "/api/v1/query_range", pp)
+			_, t, err = benchkit.Get(ctx, s.promURLs[0], "/api/v1/query_range", pp)
 			if err != nil {
-				return failed, fmt.Errorf("%s via Prometheus: %w", q.name, err)
+				return failed, fmt.Errorf("%s via Prometheus: %w", q.Name, err)
 			}
 			pt = append(pt, t)
 		}
-		vm, pm := median(vt), median(pt)
+		vm, pm := benchkit.Median(vt), benchkit.Median(pt)
 		ratio := float64(vm) / float64(pm)
 		logSum += math.Log(ratio)
 		n++
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.2f×\t%s\t\n", q.name, len(want), want.points(),
-			fmtDur(vm), fmtDur(pm), ratio, check)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.2f×\t%s\t\n", q.Name, len(want), want.Points(),
+			benchkit.FmtDur(vm), benchkit.FmtDur(pm), ratio, check)
 	}
 	tw.Flush()
 	if n > 0 {
@@ -343,12 +329,8 @@ func printMemory(s *stack) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "process\tpid\tpeak RSS (VmHWM)\tRSS now\t")
 	for _, p := range s.all() {
-		hwm, rss := p.memStatus()
-		fmt.Fprintf(tw, "%s\t%d\t%.1f MiB\t%.1f MiB\t\n", p.name, p.cmd.Process.Pid, float64(hwm)/1024, float64(rss)/1024)
+		hwm, rss := p.MemStatus()
+		fmt.Fprintf(tw, "%s\t%d\t%.1f MiB\t%.1f MiB\t\n", p.Name, p.Cmd.Process.Pid, float64(hwm)/1024, float64(rss)/1024)
 	}
 	tw.Flush()
-}
-
-func fmtDur(d time.Duration) string {
-	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + "ms"
 }

@@ -1,185 +1,12 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
-	"net/url"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/vigilhq/vigil/bench/internal/benchkit"
 )
-
-// benchQuery is one query of the fixed set.
-type benchQuery struct {
-	name string
-	expr string
-}
-
-// querySet returns the fixed benchmark queries for a data set whose single-series
-// selector is single.
-func querySet(single string) []benchQuery {
-	return []benchQuery{
-		{"sum_rate", `sum(rate(http_requests_total[5m]))`},
-		{"sum_by_job_rate", `sum by (job) (rate(http_requests_total[5m]))`},
-		{"single_series_rate", `rate(` + single + `[5m])`},
-		{"raw_500_series", `bench_gauge{shard="0"}`},
-		{"max_over_time_by_job", `max by (job) (max_over_time(bench_gauge[10m]))`},
-		{"histogram_quantile_p90", `histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))`},
-		{"sum_by_code_increase_1h", `sum by (code) (increase(http_requests_total[1h]))`},
-	}
-}
-
-// rangeParams are the query_range parameters shared by all queries.
-type rangeParams struct {
-	start, end time.Time
-	step       time.Duration
-}
-
-func (r rangeParams) values(expr string, extra url.Values) url.Values {
-	v := url.Values{
-		"query": {expr},
-		"start": {strconv.FormatFloat(float64(r.start.UnixMilli())/1000, 'f', 3, 64)},
-		"end":   {strconv.FormatFloat(float64(r.end.UnixMilli())/1000, 'f', 3, 64)},
-		"step":  {strconv.FormatFloat(r.step.Seconds(), 'f', -1, 64)},
-	}
-	for k, vs := range extra {
-		v[k] = vs
-	}
-	return v
-}
-
-// client is shared by all requests; like Grafana it asks for gzip (Go's transport does
-// so by default and decompresses transparently).
-var client = &http.Client{Timeout: 5 * time.Minute}
-
-// get issues GET base+path?params and returns the body and how long the request took
-// until the last byte of the body was read.
-func get(ctx context.Context, base, path string, params url.Values) ([]byte, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path+"?"+params.Encode(), nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	began := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	took := time.Since(began)
-	if err != nil {
-		return nil, 0, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("GET %s%s: HTTP %d: %.300s", base, path, resp.StatusCode, body)
-	}
-	return body, took, nil
-}
-
-// apiResponse is the envelope of the Prometheus HTTP API.
-type apiResponse struct {
-	Status   string   `json:"status"`
-	Error    string   `json:"error"`
-	Warnings []string `json:"warnings"`
-	Data     struct {
-		ResultType string          `json:"resultType"`
-		Result     json.RawMessage `json:"result"`
-	} `json:"data"`
-}
-
-type sampleJSON [2]json.RawMessage // [unix seconds, "value"]
-
-type seriesJSON struct {
-	Metric map[string]string `json:"metric"`
-	Values []sampleJSON      `json:"values"`
-	Value  sampleJSON        `json:"value"`
-}
-
-// matrix is a decoded query result: label set (as a canonical string) → points.
-type matrix map[string][]point
-
-type point struct {
-	t int64 // ms
-	v float64
-}
-
-// decode parses a matrix or vector response, dropping the labels in drop (external
-// labels, which the querier adds and Prometheus's own API does not).
-func decode(body []byte, drop ...string) (matrix, []string, error) {
-	var r apiResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, nil, err
-	}
-	if r.Status != "success" {
-		return nil, r.Warnings, fmt.Errorf("status %s: %s", r.Status, r.Error)
-	}
-	var ss []seriesJSON
-	if err := json.Unmarshal(r.Data.Result, &ss); err != nil {
-		return nil, r.Warnings, fmt.Errorf("%s result: %w", r.Data.ResultType, err)
-	}
-	m := matrix{}
-	for _, s := range ss {
-		for _, l := range drop {
-			delete(s.Metric, l)
-		}
-		if s.Values == nil {
-			s.Values = []sampleJSON{s.Value}
-		}
-		pts := make([]point, 0, len(s.Values))
-		for _, sv := range s.Values {
-			var ts float64
-			var vs string
-			if err := json.Unmarshal(sv[0], &ts); err != nil {
-				return nil, r.Warnings, err
-			}
-			if err := json.Unmarshal(sv[1], &vs); err != nil {
-				return nil, r.Warnings, err
-			}
-			v, err := strconv.ParseFloat(vs, 64)
-			if err != nil {
-				return nil, r.Warnings, err
-			}
-			pts = append(pts, point{int64(math.Round(ts * 1000)), v})
-		}
-		key := labelKey(s.Metric)
-		if _, dup := m[key]; dup {
-			return nil, r.Warnings, fmt.Errorf("two series with labels %s after dropping %v", key, drop)
-		}
-		m[key] = pts
-	}
-	return m, r.Warnings, nil
-}
-
-func labelKey(ls map[string]string) string {
-	names := make([]string, 0, len(ls))
-	for n := range ls {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, n := range names {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%s=%q", n, ls[n])
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-func (m matrix) points() int {
-	n := 0
-	for _, p := range m {
-		n += len(p)
-	}
-	return n
-}
 
 // diff compares a result (got, from the querier) with the answers of both replicas
 // queried directly (r0 is the reference; r1 gives the spread between the replicas).
@@ -203,7 +30,7 @@ type diff struct {
 // each series' rate is extrapolated from a few samples and the replicas disagree a lot;
 // an aggregation of per-series values each taken from one replica can then fall outside
 // the envelope of the replicas' aggregates. Those points are counted apart.
-func compare(got, r0, r1 matrix, tol float64, settle int64) diff {
+func compare(got, r0, r1 benchkit.Matrix, tol float64, settle int64) diff {
 	var d diff
 	for k, wp := range r0 {
 		gp, ok := got[k]
@@ -215,42 +42,42 @@ func compare(got, r0, r1 matrix, tol float64, settle int64) diff {
 		gi := 0
 		mismatch := len(gp) != len(wp)
 		for _, w := range wp {
-			for gi < len(gp) && gp[gi].t < w.t {
+			for gi < len(gp) && gp[gi].T < w.T {
 				gi++
 			}
-			if gi == len(gp) || gp[gi].t != w.t {
+			if gi == len(gp) || gp[gi].T != w.T {
 				mismatch = true
 				continue
 			}
-			g := gp[gi].v
-			r := relDiff(g, w.v)
+			g := gp[gi].V
+			r := relDiff(g, w.V)
 			d.compared++
 			if r > 1e-9 {
 				d.differing++
 			}
 			if r > d.maxRel {
 				d.maxRel = r
-				d.worst = fmt.Sprintf("%s @%s: %g, r0 %g", k, time.UnixMilli(w.t).UTC().Format("15:04:05"), g, w.v)
-				if a, ok := alt[w.t]; ok {
+				d.worst = fmt.Sprintf("%s @%s: %g, r0 %g", k, time.UnixMilli(w.T).UTC().Format("15:04:05"), g, w.V)
+				if a, ok := alt[w.T]; ok {
 					d.worst += fmt.Sprintf(", r1 %g", a)
 				}
 			}
-			a, ok := alt[w.t]
+			a, ok := alt[w.T]
 			if !ok {
-				a = w.v
+				a = w.V
 			}
-			d.spread = math.Max(d.spread, relDiff(a, w.v))
-			if w.t >= settle {
+			d.spread = math.Max(d.spread, relDiff(a, w.V))
+			if w.T >= settle {
 				d.settledRel = math.Max(d.settledRel, r)
-				d.settledSpread = math.Max(d.settledSpread, relDiff(a, w.v))
+				d.settledSpread = math.Max(d.settledSpread, relDiff(a, w.V))
 			}
-			if r > tol && !within(g, w.v, a, tol) {
+			if r > tol && !within(g, w.V, a, tol) {
 				d.outside++
-				if w.t < settle {
+				if w.T < settle {
 					d.edgeOutside++
-				} else if by := outsideBy(g, w.v, a); by > d.outsideBy {
+				} else if by := outsideBy(g, w.V, a); by > d.outsideBy {
 					d.outsideBy = by
-					d.worstOutside = fmt.Sprintf("%s @%s: %g, r0 %g, r1 %g", k, time.UnixMilli(w.t).UTC().Format("15:04:05"), g, w.v, a)
+					d.worstOutside = fmt.Sprintf("%s @%s: %g, r0 %g, r1 %g", k, time.UnixMilli(w.T).UTC().Format("15:04:05"), g, w.V, a)
 				}
 			}
 		}
@@ -284,10 +111,10 @@ func outsideBy(v, a, b float64) float64 {
 	return math.Max(lo-v, v-hi) / math.Max(math.Max(math.Abs(a), math.Abs(b)), 1e-300)
 }
 
-func pointsByTime(ps []point) map[int64]float64 {
+func pointsByTime(ps []benchkit.Point) map[int64]float64 {
 	m := make(map[int64]float64, len(ps))
 	for _, p := range ps {
-		m[p.t] = p.v
+		m[p.T] = p.V
 	}
 	return m
 }
@@ -315,16 +142,4 @@ func (d diff) String() string {
 		s += fmt.Sprintf("; %d series missing, %d extra, %d with other timestamps", d.missing, d.extra, d.tsMismatch)
 	}
 	return s
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

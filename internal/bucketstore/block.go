@@ -292,6 +292,7 @@ func (b *loadedBlock) fetchChunks(ctx context.Context, metas []chunks.Meta) ([]c
 		if err != nil {
 			return nil, err
 		}
+		used := 0
 		for k := i; k < j; k++ {
 			_, o := chunks.BlockChunkRef(metas[order[k]].Ref).Unpack()
 			cd, err := b.parseChunk(ctx, seq, o, buf[min(o-start, len(buf)):])
@@ -299,10 +300,26 @@ func (b *loadedBlock) fetchChunks(ctx context.Context, metas []chunks.Meta) ([]c
 				return nil, err
 			}
 			out[order[k]] = cd
+			used += len(cd.data)
+		}
+		if used*2 < len(buf) {
+			// Mostly gaps and read-ahead: keep only the chunks, so what the chunk pool
+			// counts is what stays in memory.
+			compactChunks(out, order[i:j], used)
 		}
 		i = j
 	}
 	return out, nil
+}
+
+// compactChunks copies the chunks at idx into one slab of size used.
+func compactChunks(out []chunkData, idx []int, used int) {
+	slab := make([]byte, 0, used)
+	for _, k := range idx {
+		n := len(slab)
+		slab = append(slab, out[k].data...)
+		out[k].data = slab[n:len(slab):len(slab)]
+	}
 }
 
 // readChunkRange reads [start, end) of segment file seq; a short read at the end of the
@@ -314,11 +331,12 @@ func (b *loadedBlock) readChunkRange(ctx context.Context, seq, start, end int) (
 		return nil, fmt.Errorf("read %s [%d,%d): %w", name, start, end, err)
 	}
 	defer rc.Close()
-	buf, err := io.ReadAll(io.LimitReader(rc, int64(end-start)))
-	if err != nil {
+	buf := make([]byte, end-start)
+	n, err := io.ReadFull(rc, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read %s [%d,%d): %w", name, start, end, err)
 	}
-	return buf, nil
+	return buf[:n], nil
 }
 
 // parseChunk decodes the chunk at the start of buf (uvarint length, encoding byte,

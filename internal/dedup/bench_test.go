@@ -8,7 +8,7 @@ import (
 
 // benchReplicas is 24h of a counter at 15s in two replicas (7s apart), XOR-encoded in
 // 120-sample chunks; each replica has a few gaps so the merge switches.
-func benchReplicas(tb testing.TB) (a, b []*chunkenc.XORChunk) {
+func benchReplicas(tb testing.TB) (a, b []xorChunk) {
 	const day = 24 * 3600_000
 	val := func(t int64) float64 { return float64(t) / 100 }
 	ra := series(every(0, day, s15, [2]int64{3600_000, 3900_000}, [2]int64{40_000_000, 40_600_000}), val)

@@ -76,7 +76,8 @@ func IsCounterFunc(name string) bool {
 // NewIterator merges the sample iterators of the replicas of one series into one
 // iterator. Every input must be time-ordered without duplicate timestamps. A single
 // replica is returned unchanged and no replica gives an empty iterator. An unknown Func
-// falls back to GapFill, the default.
+// falls back to GapFill, the default. GapFill skips whole chunks of replicas it does not
+// follow if their iterators implement ChunkSkipper.
 func NewIterator(replicas []chunkenc.Iterator, opts Options) chunkenc.Iterator {
 	switch len(replicas) {
 	case 0:

@@ -68,6 +68,26 @@
 //
 // Outside counter mode values are never altered.
 //
+// # Reading the replicas
+//
+// The rule is stated as if every replica were read in lockstep with the output, but only
+// the followed replica is: the others' samples at or before the emitted instant are
+// covered by it, and the rule only looks at the others when the followed replica is
+// late or has ended (and at the start, until the followed replica has an interval
+// estimate of its own). Only then are they caught up to the emitted instant. An input
+// that implements ChunkSkipper (the querier's chunk lists do) skips the whole chunks
+// before the one holding its last samples there, without decoding them, and reads that
+// chunk's samples as the lockstep read would have; other inputs read every sample. The
+// output is the lockstep one: it can differ only for a replica whose samples read after
+// a skip do not show its interval (a chunk of one or two samples right before a gap of
+// its own, after its interval changed), and for the minimum spacing used while the
+// followed replica has no interval estimate, which does not see skipped samples (see
+// catchUp). Two replicas of a day with one gap each cost about one replica's decoding.
+// A chunk that is skipped is not decoded, so a corrupt chunk of a replica is only
+// reported when the merge needs that chunk. Seek reads the followed replica up to the
+// target, as Next would: skipping it could jump over a gap that makes the rule switch
+// replica, or over the reset that clears a counter offset.
+//
 // # Penalty, Thanos's rule
 //
 // Penalty is written from the description of Thanos's pkg/dedup/iter.go in the Thanos

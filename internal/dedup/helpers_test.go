@@ -134,59 +134,106 @@ next:
 	return out
 }
 
+// xorChunk is an XOR chunk with its time range, as chunk metadata carries it.
+type xorChunk struct {
+	*chunkenc.XORChunk
+	minT, maxT int64
+}
+
 // xorChunks encodes samples into XOR chunks of 120 samples, like the TSDB head.
-func xorChunks(tb testing.TB, s []sample) []*chunkenc.XORChunk {
-	var chks []*chunkenc.XORChunk
+func xorChunks(tb testing.TB, s []sample) []xorChunk {
+	return xorChunksOf(tb, s, 120)
+}
+
+// xorChunksOf encodes samples into XOR chunks of n samples.
+func xorChunksOf(tb testing.TB, s []sample, n int) []xorChunk {
+	var chks []xorChunk
 	var app chunkenc.Appender
 	for i, x := range s {
-		if i%120 == 0 {
+		if i%n == 0 {
 			c := chunkenc.NewXORChunk()
 			a, err := c.Appender()
 			if err != nil {
 				tb.Fatal(err)
 			}
-			chks, app = append(chks, c), a
+			chks, app = append(chks, xorChunk{XORChunk: c, minT: x.t}), a
 		}
 		app.Append(0, x.t, x.f)
+		chks[len(chks)-1].maxT = x.t
 	}
 	return chks
 }
 
-// chunksIter iterates a list of XOR chunks, reusing one chunk iterator.
+// chunksIter iterates a list of XOR chunks, reusing one chunk iterator. Like the
+// querier's chunk list iterator, Seek and SkipChunks skip whole chunks by their time
+// range without decoding them, and decodes counts the chunks opened.
 type chunksIter struct {
-	chks []*chunkenc.XORChunk
-	ci   int
-	it   chunkenc.Iterator
+	chks    []xorChunk
+	ci      int
+	it      chunkenc.Iterator
+	vt      chunkenc.ValueType
+	decodes int
 }
 
-func (c *chunksIter) reset(chks []*chunkenc.XORChunk) { c.chks, c.ci = chks, -1 }
+func (c *chunksIter) reset(chks []xorChunk) {
+	c.chks, c.ci, c.vt, c.decodes = chks, -1, chunkenc.ValNone, 0
+}
+
+func (c *chunksIter) open(i int) {
+	c.ci = i
+	c.it = c.chks[i].Iterator(c.it)
+	c.decodes++
+}
 
 func (c *chunksIter) Next() chunkenc.ValueType {
 	for {
 		if c.ci >= 0 && c.ci < len(c.chks) {
-			if vt := c.it.Next(); vt != chunkenc.ValNone {
-				return vt
+			if c.vt = c.it.Next(); c.vt != chunkenc.ValNone {
+				return c.vt
 			}
 		}
 		if c.ci+1 >= len(c.chks) {
-			c.ci = len(c.chks)
+			c.ci, c.vt = len(c.chks), chunkenc.ValNone
 			return chunkenc.ValNone
 		}
-		c.ci++
-		c.it = c.chks[c.ci].Iterator(c.it)
+		c.open(c.ci + 1)
 	}
 }
 
 func (c *chunksIter) Seek(t millis) chunkenc.ValueType {
-	if c.ci >= 0 && c.ci < len(c.chks) && c.it.AtT() >= t {
-		return chunkenc.ValFloat
+	if c.vt != chunkenc.ValNone && c.it.AtT() >= t {
+		return c.vt
 	}
-	for {
-		vt := c.Next()
-		if vt == chunkenc.ValNone || c.it.AtT() >= t {
-			return vt
+	if c.ci < 0 || (c.ci < len(c.chks) && c.chks[c.ci].maxT < t) {
+		i := max(c.ci+1, 0)
+		for i < len(c.chks) && c.chks[i].maxT < t {
+			i++
 		}
+		if i >= len(c.chks) {
+			c.ci, c.vt = len(c.chks), chunkenc.ValNone
+			return chunkenc.ValNone
+		}
+		c.open(i)
 	}
+	if c.ci >= len(c.chks) {
+		return chunkenc.ValNone
+	}
+	c.vt = c.it.Seek(t)
+	return c.vt
+}
+
+// SkipChunks implements ChunkSkipper.
+func (c *chunksIter) SkipChunks(t millis) (chunkenc.ValueType, bool) {
+	i := c.ci
+	for i+1 < len(c.chks) && c.chks[i+1].minT <= t {
+		i++
+	}
+	if i <= c.ci || i >= len(c.chks) {
+		return c.vt, false
+	}
+	c.open(i)
+	c.vt = c.it.Next()
+	return c.vt, true
 }
 
 func (c *chunksIter) At() (int64, float64) { return c.it.At() }

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/vigilhq/vigil/internal/dedup"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -66,17 +67,22 @@ func insertionSortByMinTime(c []*storepb.AggrChunk) {
 }
 
 // chunkListIterator iterates the samples of a time-ordered, non-overlapping chunk list,
-// bounded to [mint, maxt].
+// bounded to [mint, maxt]. Chunks are opened (decoded) only when a sample is read from
+// them: Seek and SkipChunks skip whole chunks by their time range.
 type chunkListIterator struct {
-	chks       []*storepb.AggrChunk
+	chks       []*storepb.AggrChunk // chunks not opened yet
 	mint, maxt int64
-	cur        chunkenc.Iterator
+	cur        chunkenc.Iterator // the open chunk's iterator; nil before the first and after the last
+	curMaxT    int64             // the open chunk's MaxTime
+	inRange    bool              // the open chunk lies within [mint, maxt]: no per-sample bound check
 	reuse      chunkenc.Iterator
 	pool       chunkenc.Pool
 	curChunk   chunkenc.Chunk
 	lastVT     chunkenc.ValueType
 	err        error
 }
+
+var _ dedup.ChunkSkipper = (*chunkListIterator)(nil)
 
 func newChunkListIterator(chks []*storepb.AggrChunk, mint, maxt int64, pool chunkenc.Pool) *chunkListIterator {
 	return &chunkListIterator{chks: chks, mint: mint, maxt: maxt, pool: pool}
@@ -110,12 +116,20 @@ func (it *chunkListIterator) nextChunk() bool {
 		it.curChunk = chk
 		it.cur = chk.Iterator(it.reuse)
 		it.reuse = it.cur
+		// The bounds come from the chunk's metadata, which the skipping above trusts too.
+		it.curMaxT, it.inRange = c.MaxTime, c.MinTime >= it.mint && c.MaxTime <= it.maxt
 		return true
 	}
 	return false
 }
 
 func (it *chunkListIterator) Next() chunkenc.ValueType {
+	if it.inRange && it.cur != nil { // the common case, without the call to next
+		if vt := it.cur.Next(); vt != chunkenc.ValNone {
+			it.lastVT = vt
+			return vt
+		}
+	}
 	it.lastVT = it.next()
 	return it.lastVT
 }
@@ -123,16 +137,22 @@ func (it *chunkListIterator) Next() chunkenc.ValueType {
 func (it *chunkListIterator) next() chunkenc.ValueType {
 	for it.err == nil {
 		if it.cur != nil {
-			for vt := it.cur.Next(); vt != chunkenc.ValNone; vt = it.cur.Next() {
-				t := it.cur.AtT()
-				if t < it.mint {
-					continue
+			if it.inRange {
+				if vt := it.cur.Next(); vt != chunkenc.ValNone {
+					return vt
 				}
-				if t > it.maxt {
-					it.chks, it.cur = nil, nil
-					return chunkenc.ValNone
+			} else {
+				for vt := it.cur.Next(); vt != chunkenc.ValNone; vt = it.cur.Next() {
+					t := it.cur.AtT()
+					if t < it.mint {
+						continue
+					}
+					if t > it.maxt {
+						it.chks, it.cur = nil, nil
+						return chunkenc.ValNone
+					}
+					return vt
 				}
-				return vt
 			}
 			if err := it.cur.Err(); err != nil {
 				it.err = err
@@ -147,15 +167,79 @@ func (it *chunkListIterator) next() chunkenc.ValueType {
 	return chunkenc.ValNone
 }
 
-// Seek moves to the first sample at or after t; it never moves backwards.
+// Seek moves to the first sample at or after t; it never moves backwards. Chunks that
+// end before t, the open one included, are skipped without being decoded; within the
+// chunk that can hold t the chunk iterator's own Seek is used.
 func (it *chunkListIterator) Seek(t int64) chunkenc.ValueType {
+	if it.err != nil {
+		return chunkenc.ValNone
+	}
 	if it.lastVT != chunkenc.ValNone && it.cur.AtT() >= t {
 		return it.lastVT
 	}
 	if t > it.mint {
-		it.mint = t // samples before t are never needed again; whole chunks are skipped
+		it.mint = t // samples before t are never needed again
 	}
-	return it.Next()
+	if it.cur != nil && it.curMaxT >= it.mint {
+		if it.inRange { // the common case, seekOpen without the bound check
+			if vt := it.cur.Seek(it.mint); vt != chunkenc.ValNone {
+				it.lastVT = vt
+				return vt
+			}
+		}
+		if vt, ok := it.seekOpen(); ok {
+			it.lastVT = vt
+			return vt
+		}
+	}
+	for it.nextChunk() {
+		if vt, ok := it.seekOpen(); ok {
+			it.lastVT = vt
+			return vt
+		}
+	}
+	it.cur, it.lastVT = nil, chunkenc.ValNone
+	return chunkenc.ValNone
+}
+
+// seekOpen seeks the open chunk to mint. ok is false when the chunk has no sample at or
+// after mint (its metadata said otherwise) and the next chunk should be tried.
+func (it *chunkListIterator) seekOpen() (vt chunkenc.ValueType, ok bool) {
+	vt = it.cur.Seek(it.mint)
+	switch {
+	case vt == chunkenc.ValNone:
+		if err := it.cur.Err(); err != nil {
+			it.err = err
+			return chunkenc.ValNone, true
+		}
+		return chunkenc.ValNone, false
+	case !it.inRange && it.cur.AtT() > it.maxt:
+		it.chks, it.cur = nil, nil
+		return chunkenc.ValNone, true
+	}
+	return vt, true
+}
+
+// SkipChunks implements dedup.ChunkSkipper: it moves to the first sample of the chunk
+// holding the last sample at or before t, without decoding the chunks before it. A
+// chunk with no raw data cannot hold a readable sample; the first readable one after
+// it is used instead.
+func (it *chunkListIterator) SkipChunks(t int64) (chunkenc.ValueType, bool) {
+	if it.err != nil || it.cur == nil {
+		return it.lastVT, false // not started (Next opens the first chunk anyway) or done
+	}
+	i := -1
+	for j, c := range it.chks {
+		if c.MinTime > t {
+			break
+		}
+		i = j
+	}
+	if i < 0 {
+		return it.lastVT, false // the open chunk is the last one starting at or before t
+	}
+	it.chks, it.cur = it.chks[i:], nil
+	return it.Next(), true
 }
 
 func (it *chunkListIterator) At() (int64, float64) { return it.cur.At() }

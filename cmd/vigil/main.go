@@ -33,6 +33,7 @@ func main() {
 	registerSidecar(app, cmds)
 	registerQuery(app, cmds)
 	registerStore(app, cmds)
+	registerCompact(app, cmds)
 
 	cmd, err := app.Parse(os.Args[1:])
 	if err != nil {

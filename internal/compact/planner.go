@@ -1,0 +1,187 @@
+package compact
+
+import (
+	"fmt"
+	"slices"
+)
+
+// plan is what the planner decided for a group.
+type plan struct {
+	blocks []*blockInfo
+	// overlapping is set when blocks overlap in time: a vertical compaction.
+	overlapping bool
+}
+
+// sortByMinTime orders blocks by minTime, then maxTime, then ULID.
+func sortByMinTime(blocks []*blockInfo) {
+	slices.SortFunc(blocks, func(a, b *blockInfo) int {
+		switch {
+		case a.meta.MinTime != b.meta.MinTime:
+			return cmpInt(a.meta.MinTime, b.meta.MinTime)
+		case a.meta.MaxTime != b.meta.MaxTime:
+			return cmpInt(a.meta.MaxTime, b.meta.MaxTime)
+		}
+		return a.id().Compare(b.id())
+	})
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// planGroup returns the blocks of one group to compact next, following Prometheus's
+// leveled planner with Thanos's changes:
+//
+//  1. Blocks marked no-compact are left out.
+//  2. If blocks overlap in time, the first run of overlapping blocks is returned; without
+//     vertical compaction that is a halt error (overlaps must never be compacted by
+//     accident, and horizontal compaction around them would make things worse).
+//  3. Otherwise the newest block (largest minTime) is left out, and for each range r of
+//     ranges[1:] the blocks are split into aligned windows [t0, t0+r), t0 = r·⌊minTime/r⌋,
+//     skipping blocks that do not fit into one window. The first window that holds at
+//     least two blocks, none with compaction.failed, and that either spans exactly r or
+//     ends at or before the minTime of the newest remaining block, is returned.
+//     No-compact blocks split a window into runs of adjacent compactable blocks, so the
+//     output never straddles a block it leaves out.
+//  4. Otherwise a block at least ranges[len/2] long with tombstones on more than 5% of
+//     its series is rewritten on its own.
+//
+// blocks must belong to one group; they are sorted in place.
+func planGroup(ranges []int64, blocks []*blockInfo, vertical bool) (plan, error) {
+	sortByMinTime(blocks)
+	compactable := slices.DeleteFunc(slices.Clone(blocks), func(b *blockInfo) bool { return b.noCompact })
+	if ov := firstOverlap(compactable); len(ov) > 0 {
+		if !vertical {
+			return plan{}, haltf("blocks %s overlap in time and vertical compaction is disabled "+
+				"(set --deduplication.replica-label for replicas, or --compact.enable-vertical-compaction)", describe(ov))
+		}
+		return plan{blocks: ov, overlapping: true}, nil
+	}
+	if len(blocks) == 0 {
+		return plan{}, nil
+	}
+	// Leave out the newest block: it may still be joined by blocks of its range.
+	rest := blocks[:len(blocks)-1]
+	if sel := selectWindow(ranges, rest); len(sel) > 0 {
+		return plan{blocks: sel}, nil
+	}
+	for _, b := range slices.Backward(rest) {
+		if b.noCompact {
+			continue
+		}
+		m := b.meta
+		if m.MaxTime-m.MinTime < ranges[len(ranges)/2] {
+			break
+		}
+		if float64(m.Stats.NumTombstones)/float64(m.Stats.NumSeries+1) > 0.05 {
+			return plan{blocks: []*blockInfo{b}}, nil
+		}
+	}
+	return plan{}, nil
+}
+
+// firstOverlap returns the first run of blocks (sorted by minTime) that overlap in time.
+func firstOverlap(blocks []*blockInfo) []*blockInfo {
+	if len(blocks) < 2 {
+		return nil
+	}
+	var run []*blockInfo
+	maxT := blocks[0].meta.MaxTime
+	for i := 1; i < len(blocks); i++ {
+		b := blocks[i]
+		if b.meta.MinTime < maxT {
+			if len(run) == 0 {
+				run = append(run, blocks[i-1])
+			}
+			run = append(run, b)
+		} else if len(run) > 0 {
+			break
+		}
+		maxT = max(maxT, b.meta.MaxTime)
+	}
+	return run
+}
+
+// selectWindow implements step 3 of planGroup.
+func selectWindow(ranges []int64, blocks []*blockInfo) []*blockInfo {
+	if len(blocks) == 0 {
+		return nil
+	}
+	highTime := blocks[len(blocks)-1].meta.MinTime
+	for _, r := range ranges[1:] {
+		for _, win := range splitByRange(blocks, r) {
+			spansRange := win[len(win)-1].meta.MaxTime-win[0].meta.MinTime == r
+			for _, run := range compactableRuns(win) {
+				if len(run) < 2 || slices.ContainsFunc(run, func(b *blockInfo) bool { return b.meta.Compaction.Failed }) {
+					continue
+				}
+				if spansRange || run[len(run)-1].meta.MaxTime <= highTime {
+					return run
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// splitByRange splits blocks sorted by minTime into aligned windows of length r. Blocks
+// that do not fit into the window their minTime falls in (misaligned, or longer than r)
+// are skipped.
+func splitByRange(blocks []*blockInfo, r int64) [][]*blockInfo {
+	var out [][]*blockInfo
+	for i := 0; i < len(blocks); {
+		m := blocks[i].meta
+		t0 := r * (m.MinTime / r)
+		if m.MinTime < 0 && m.MinTime%r != 0 {
+			t0 -= r
+		}
+		if m.MaxTime > t0+r {
+			i++
+			continue
+		}
+		var win []*blockInfo
+		for ; i < len(blocks) && blocks[i].meta.MaxTime <= t0+r; i++ {
+			win = append(win, blocks[i])
+		}
+		out = append(out, win)
+	}
+	return out
+}
+
+// compactableRuns splits a window at no-compact blocks into runs of adjacent blocks.
+func compactableRuns(win []*blockInfo) [][]*blockInfo {
+	var runs [][]*blockInfo
+	var cur []*blockInfo
+	for _, b := range win {
+		if b.noCompact {
+			if len(cur) > 0 {
+				runs = append(runs, cur)
+			}
+			cur = nil
+			continue
+		}
+		cur = append(cur, b)
+	}
+	if len(cur) > 0 {
+		runs = append(runs, cur)
+	}
+	return runs
+}
+
+// describe lists blocks as "ULID[minTime,maxTime)" for logs and errors.
+func describe(blocks []*blockInfo) string {
+	s := ""
+	for i, b := range blocks {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s[%d,%d)", b.id(), b.meta.MinTime, b.meta.MaxTime)
+	}
+	return s
+}

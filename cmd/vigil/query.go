@@ -35,7 +35,7 @@ type queryConfig struct {
 	infoTimeout                         *time.Duration
 	timeout, lookbackDelta, defaultStep *time.Duration
 	maxConcurrent, maxSamples           *int
-	partialResponse                     *bool
+	partialResponse, autoDownsampling   *bool
 	clientTLS                           *clientTLSFlags
 	compression                         *string
 }
@@ -64,6 +64,7 @@ func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.maxConcurrent = cmd.Flag("query.max-concurrent", "Maximum number of queries processed concurrently.").Default("20").Int()
 	cfg.maxSamples = cmd.Flag("query.max-samples", "Maximum samples a single query may load into memory; over it the query fails.").Default("50000000").Int()
 	cfg.partialResponse = cmd.Flag("query.partial-response", "Answer with the data of healthy endpoints plus warnings when some fail (per-request partial_response overrides).").Default("true").Bool()
+	cfg.autoDownsampling = cmd.Flag("query.auto-downsampling", "Range queries without max_source_resolution read downsampled data up to step/5 (as max_source_resolution=auto) instead of raw data only.").Default("false").Bool()
 	cfg.compression = cmd.Flag("grpc-compression", "Compression for StoreAPI calls: none or snappy.").Default("none").Enum("none", "snappy")
 	cfg.clientTLS = &clientTLSFlags{
 		secure:     cmd.Flag("grpc-client-tls-secure", "Use TLS when talking to endpoints.").Default("false").Bool(),
@@ -117,6 +118,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		Engine: query.NewGatedEngine(engine, *cfg.maxConcurrent), Queryable: query.NewQueryableFactory(proxy, dedupFunc), Stores: set,
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), PartialResponse: *cfg.partialResponse,
 		LookbackDelta: *cfg.lookbackDelta, DefaultStep: *cfg.defaultStep, Timeout: *cfg.timeout,
+		AutoDownsampling: *cfg.autoDownsampling,
 		BuildInfo: queryapi.BuildInfo{Version: version.Version, Revision: version.Revision, Branch: version.Branch,
 			BuildUser: version.BuildUser, BuildDate: version.BuildDate, GoVersion: runtime.Version()},
 		Logger: logger,

@@ -16,10 +16,12 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/thanos-io/objstore"
 
+	"github.com/vigilhq/vigil/internal/downsample"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -134,8 +136,9 @@ type rawSeries struct {
 }
 
 // readSeries reads the series of refs (sorted) that have chunks overlapping [mint, maxt],
-// with those chunks unless skipChunks. It returns how many chunk data bytes it holds.
-func (b *loadedBlock) readSeries(ctx context.Context, refs []storage.SeriesRef, mint, maxt int64, skipChunks bool) ([]rawSeries, int64, error) {
+// with those chunks unless skipChunks. Downsampled chunks (encoding 0xFF) are served as
+// the aggregates in aggrs. It returns how many chunk data bytes it holds.
+func (b *loadedBlock) readSeries(ctx context.Context, refs []storage.SeriesRef, mint, maxt int64, skipChunks bool, aggrs []storepb.Aggr) ([]rawSeries, int64, error) {
 	bufs, err := b.fetchSeries(ctx, refs)
 	if err != nil {
 		return nil, 0, fmt.Errorf("fetch series of block %s: %w", b.id, err)
@@ -174,17 +177,79 @@ func (b *loadedBlock) readSeries(ctx context.Context, refs []storage.SeriesRef, 
 		return nil, 0, err
 	}
 	var total int64
-	aggrs := make([]storepb.AggrChunk, len(want))
+	served := make([]storepb.AggrChunk, len(want))
 	raws := make([]storepb.Chunk, len(want))
 	for i, c := range want {
-		raws[i].Type = storepb.Chunk_Encoding(data[i].enc - 1)
-		raws[i].Data = data[i].data
-		total += int64(len(data[i].data))
-		raws[i].Hash = xxhash.Sum64(data[i].data)
-		aggrs[i].MinTime, aggrs[i].MaxTime, aggrs[i].Raw = c.MinTime, c.MaxTime, &raws[i]
-		out[owners[i]].chunks = append(out[owners[i]].chunks, &aggrs[i])
+		served[i].MinTime, served[i].MaxTime = c.MinTime, c.MaxTime
+		if chunkenc.Encoding(data[i].enc) == downsample.EncAggr {
+			if err := fillAggregates(&served[i], downsample.AggrChunk(data[i].data), aggrs); err != nil {
+				return nil, 0, fmt.Errorf("chunk %d of series %s in block %s: %w", c.Ref, out[owners[i]].lset, b.id, err)
+			}
+			total += int64(chunkBytes(&served[i]))
+		} else {
+			raws[i].Type = storepb.Chunk_Encoding(data[i].enc - 1)
+			raws[i].Data = data[i].data
+			total += int64(len(data[i].data))
+			raws[i].Hash = xxhash.Sum64(data[i].data)
+			served[i].Raw = &raws[i]
+		}
+		out[owners[i]].chunks = append(out[owners[i]].chunks, &served[i])
 	}
 	return out, total, nil
+}
+
+// defaultAggrs are served from downsampled chunks when a request names no aggregate:
+// enough to read the average.
+var defaultAggrs = []storepb.Aggr{storepb.Aggr_COUNT, storepb.Aggr_SUM}
+
+// fillAggregates sets the fields of out for the requested aggregates of the downsampled
+// chunk ac (RAW does not apply to it and is ignored). The sub-chunks share memory with ac.
+// A requested aggregate missing from the chunk is an error.
+func fillAggregates(out *storepb.AggrChunk, ac downsample.AggrChunk, aggrs []storepb.Aggr) error {
+	if !slices.ContainsFunc(aggrs, func(a storepb.Aggr) bool { return a != storepb.Aggr_RAW }) {
+		aggrs = defaultAggrs
+	}
+	for _, a := range aggrs {
+		var (
+			t   downsample.AggrType
+			dst **storepb.Chunk
+		)
+		switch a {
+		case storepb.Aggr_RAW:
+			continue
+		case storepb.Aggr_COUNT:
+			t, dst = downsample.AggrCount, &out.Count
+		case storepb.Aggr_SUM:
+			t, dst = downsample.AggrSum, &out.Sum
+		case storepb.Aggr_MIN:
+			t, dst = downsample.AggrMin, &out.Min
+		case storepb.Aggr_MAX:
+			t, dst = downsample.AggrMax, &out.Max
+		case storepb.Aggr_COUNTER:
+			t, dst = downsample.AggrCounter, &out.Counter
+		default:
+			return fmt.Errorf("unknown aggregate %v requested", a)
+		}
+		if *dst != nil {
+			continue // asked twice
+		}
+		sub, err := ac.Get(t)
+		if err != nil {
+			return err
+		}
+		d := sub.Bytes()
+		*dst = &storepb.Chunk{Type: storepb.Chunk_Encoding(sub.Encoding() - 1), Data: d, Hash: xxhash.Sum64(d)}
+	}
+	return nil
+}
+
+// chunkBytes is the chunk data a served chunk holds: its raw chunk or its aggregates.
+func chunkBytes(c *storepb.AggrChunk) int {
+	n := len(c.GetRaw().GetData())
+	for _, a := range []*storepb.Chunk{c.GetCount(), c.GetSum(), c.GetMin(), c.GetMax(), c.GetCounter()} {
+		n += len(a.GetData())
+	}
+	return n
 }
 
 // seriesRanges turns series references into merged index byte ranges to read ahead.

@@ -66,7 +66,7 @@ func (s *Store) forEachSeries(ctx context.Context, b *loadedBlock, ms []*labels.
 		if len(refs) == 0 {
 			break
 		}
-		raws, _, err := b.readSeries(ctx, refs, math.MinInt64, math.MaxInt64, true)
+		raws, _, err := b.readSeries(ctx, refs, math.MinInt64, math.MaxInt64, true, nil)
 		if err != nil {
 			return err
 		}

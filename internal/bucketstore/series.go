@@ -23,6 +23,7 @@ const batchBuffer = 2
 type seriesQuery struct {
 	mint, maxt int64
 	skipChunks bool
+	aggrs      []storepb.Aggr // served from downsampled chunks
 	stripped   []string
 	shard      *storepb.ShardInfo // each block goroutine builds its own matcher
 }
@@ -49,7 +50,7 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 		return status.Error(codes.InvalidArgument, "no matchers specified")
 	}
 	q := &seriesQuery{mint: req.GetMinTime(), maxt: req.GetMaxTime(), skipChunks: req.GetSkipChunks(),
-		stripped: req.GetWithoutReplicaLabels(), shard: req.GetShardInfo()}
+		aggrs: req.GetAggregates(), stripped: req.GetWithoutReplicaLabels(), shard: req.GetShardInfo()}
 	ctx, cancel := context.WithCancel(srv.Context())
 	defer cancel()
 
@@ -133,7 +134,7 @@ func (s *Store) produce(ctx context.Context, bs *blockStream, ms []*labels.Match
 		if len(refs) == 0 {
 			break
 		}
-		raws, n, err := b.readSeries(ctx, refs, q.mint, q.maxt, q.skipChunks)
+		raws, n, err := b.readSeries(ctx, refs, q.mint, q.maxt, q.skipChunks, q.aggrs)
 		if err != nil {
 			return err
 		}
@@ -254,14 +255,38 @@ func (bs *blockStream) advance() {
 }
 
 // countSamples counts samples from the chunk headers (XOR chunks start with the count).
+// A downsampled chunk counts the samples of its COUNT aggregate, one per window. When
+// COUNT was not requested, SUM, MIN or MAX have the same number of samples (one per
+// window too), and COUNTER two more (the batch's first raw sample and its true last
+// value).
 func countSamples(chks []*storepb.AggrChunk) int {
 	n := 0
 	for _, c := range chks {
-		if d := c.GetRaw().GetData(); len(d) >= 2 {
-			n += int(binary.BigEndian.Uint16(d))
+		if raw := c.GetRaw(); raw != nil {
+			n += chunkHeaderSamples(raw)
+			continue
+		}
+		switch {
+		case c.GetCount() != nil:
+			n += chunkHeaderSamples(c.GetCount())
+		case c.GetSum() != nil:
+			n += chunkHeaderSamples(c.GetSum())
+		case c.GetMin() != nil:
+			n += chunkHeaderSamples(c.GetMin())
+		case c.GetMax() != nil:
+			n += chunkHeaderSamples(c.GetMax())
+		case c.GetCounter() != nil:
+			n += max(0, chunkHeaderSamples(c.GetCounter())-2)
 		}
 	}
 	return n
+}
+
+func chunkHeaderSamples(c *storepb.Chunk) int {
+	if d := c.GetData(); len(d) >= 2 {
+		return int(binary.BigEndian.Uint16(d))
+	}
+	return 0
 }
 
 // heldBytes tracks the chunk-pool bytes one request holds.
@@ -286,7 +311,7 @@ func (h *heldBytes) releaseSeries(ss ...*storepb.Series) {
 	var n int64
 	for _, s := range ss {
 		for _, c := range s.Chunks {
-			n += int64(len(c.GetRaw().GetData()))
+			n += int64(chunkBytes(c))
 		}
 	}
 	h.mu.Lock()

@@ -48,7 +48,7 @@ outer:
 }
 
 func sameRaw(a, b *storepb.AggrChunk) bool {
-	ra, rb := a.GetRaw(), b.GetRaw()
+	ra, rb := firstChunk(a), firstChunk(b)
 	if ra == nil || rb == nil || ra.GetType() != rb.GetType() {
 		return false
 	}
@@ -56,6 +56,17 @@ func sameRaw(a, b *storepb.AggrChunk) bool {
 		return ra.GetHash() == rb.GetHash()
 	}
 	return string(ra.GetData()) == string(rb.GetData())
+}
+
+// firstChunk is the chunk that identifies c: its raw chunk, or for a downsampled chunk
+// its first aggregate (as Thanos's response deduplicator hashes it).
+func firstChunk(c *storepb.AggrChunk) *storepb.Chunk {
+	for _, x := range []*storepb.Chunk{c.GetRaw(), c.GetCount(), c.GetSum(), c.GetMin(), c.GetMax(), c.GetCounter()} {
+		if x != nil {
+			return x
+		}
+	}
+	return nil
 }
 
 func insertionSortByMinTime(c []*storepb.AggrChunk) {
@@ -102,7 +113,7 @@ func (it *chunkListIterator) nextChunk() bool {
 		}
 		raw := c.GetRaw()
 		if raw == nil {
-			// Downsampled data is read through aggregate chunks; not served here yet.
+			// A downsampled chunk: lists holding them are read by newAggrListIterator.
 			continue
 		}
 		if it.curChunk != nil {

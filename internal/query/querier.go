@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/vigilhq/vigil/internal/dedup"
+	"github.com/vigilhq/vigil/internal/downsample"
 	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
@@ -65,6 +66,10 @@ func (q *querier) seriesRequest(hints *storage.SelectHints, ms []*labels.Matcher
 		mint, maxt = hints.Start, hints.End
 		req.SkipChunks = hints.Func == "series"
 		req.Aggregates = aggregatesFor(hints.Func)
+		if twoSampleFuncs[hints.Func] && hints.Range > 0 {
+			// Functions needing two samples must find them in their range.
+			req.MaxResolutionWindow = min(req.MaxResolutionWindow, hints.Range/2)
+		}
 		req.QueryHints = &storepb.QueryHints{
 			StepMillis: hints.Step,
 			Func:       &storepb.Func{Name: hints.Func},
@@ -79,21 +84,27 @@ func (q *querier) seriesRequest(hints *storage.SelectHints, ms []*labels.Matcher
 	return req
 }
 
-// aggregatesFor picks the downsampled aggregates a PromQL function needs.
+// twoSampleFuncs need at least two samples in their range: max_source_resolution is
+// capped at half the range for them, as Thanos does.
+var twoSampleFuncs = map[string]bool{
+	"rate": true, "irate": true, "increase": true, "delta": true, "idelta": true, "deriv": true,
+	"predict_linear": true, "holt_winters": true, "double_exponential_smoothing": true,
+}
+
+// aggregatesFor picks the downsampled aggregates a PromQL function needs: those
+// downsample.AggrsForFunc names, which are also the ones newAggrListIterator reads.
 func aggregatesFor(fn string) []storepb.Aggr {
-	switch fn {
-	case "min", "min_over_time":
-		return []storepb.Aggr{storepb.Aggr_MIN}
-	case "max", "max_over_time":
-		return []storepb.Aggr{storepb.Aggr_MAX}
-	case "count", "count_over_time":
-		return []storepb.Aggr{storepb.Aggr_COUNT}
-	case "sum_over_time":
-		return []storepb.Aggr{storepb.Aggr_SUM}
-	case "rate", "increase", "irate", "resets", "xrate", "xincrease":
-		return []storepb.Aggr{storepb.Aggr_COUNTER}
+	ts := downsample.AggrsForFunc(fn)
+	out := make([]storepb.Aggr, len(ts))
+	for i, t := range ts {
+		out[i] = aggrProto[t]
 	}
-	return []storepb.Aggr{storepb.Aggr_COUNT, storepb.Aggr_SUM}
+	return out
+}
+
+var aggrProto = map[downsample.AggrType]storepb.Aggr{
+	downsample.AggrCount: storepb.Aggr_COUNT, downsample.AggrSum: storepb.Aggr_SUM, downsample.AggrMin: storepb.Aggr_MIN,
+	downsample.AggrMax: storepb.Aggr_MAX, downsample.AggrCounter: storepb.Aggr_COUNTER,
 }
 
 // Select streams the merged (and, when enabled, deduplicated) series.
@@ -108,7 +119,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		fn = hints.Func
 	}
 	return &seriesSet{
-		stream: stream, mint: req.MinTime, maxt: req.MaxTime, pool: q.pool,
+		stream: stream, mint: req.MinTime, maxt: req.MaxTime, pool: q.pool, fn: fn,
 		dedup: q.dedupEnabled(), opts: dedup.Options{Func: q.dedupFunc, Counter: dedup.IsCounterFunc(fn)},
 	}
 }
@@ -118,6 +129,7 @@ type seriesSet struct {
 	stream     *MergeStream
 	mint, maxt int64
 	pool       chunkenc.Pool
+	fn         string // the select hint's PromQL function: picks the aggregates of downsampled chunks
 	dedup      bool
 	opts       dedup.Options
 	cur        *series
@@ -133,11 +145,19 @@ func (s *seriesSet) Next() bool {
 		return false
 	}
 	m := s.stream.At()
-	var replicas [][]*storepb.AggrChunk
+	var (
+		replicas [][]*storepb.AggrChunk
+		aggr     []bool
+	)
 	for _, src := range m.Sources {
-		replicas = append(replicas, splitOverlapping(src)...)
+		src, downsampled := trimRawUnderAggregates(src)
+		runs := splitOverlapping(src)
+		replicas = append(replicas, runs...)
+		for range runs {
+			aggr = append(aggr, downsampled)
+		}
 	}
-	s.cur = &series{lset: storeapi.LabelsFromProto(m.Labels), replicas: replicas, set: s}
+	s.cur = &series{lset: storeapi.LabelsFromProto(m.Labels), replicas: replicas, aggr: aggr, set: s}
 	return true
 }
 
@@ -154,6 +174,7 @@ func (s *seriesSet) Warnings() annotations.Annotations {
 type series struct {
 	lset     labels.Labels
 	replicas [][]*storepb.AggrChunk
+	aggr     []bool // the replica's source sent downsampled chunks: read with newAggrListIterator
 	set      *seriesSet
 }
 
@@ -162,6 +183,10 @@ func (s *series) Labels() labels.Labels { return s.lset }
 func (s *series) Iterator(chunkenc.Iterator) chunkenc.Iterator {
 	its := make([]chunkenc.Iterator, len(s.replicas))
 	for i, r := range s.replicas {
+		if i < len(s.aggr) && s.aggr[i] {
+			its[i] = newAggrListIterator(r, s.set.mint, s.set.maxt, s.set.fn)
+			continue
+		}
 		its[i] = newChunkListIterator(r, s.set.mint, s.set.maxt, s.set.pool)
 	}
 	switch {

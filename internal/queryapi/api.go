@@ -47,6 +47,10 @@ type Config struct {
 	// engine default. It is raised for coarse max_source_resolution values as Thanos
 	// does.
 	LookbackDelta time.Duration
+	// AutoDownsampling is --query.auto-downsampling: range queries without
+	// max_source_resolution read up to step/5 (as with max_source_resolution=auto)
+	// instead of raw data only.
+	AutoDownsampling bool
 	// DefaultStep is --query.default-step, the lower bound of the step of range queries
 	// that do not give one.
 	DefaultStep time.Duration

@@ -70,8 +70,13 @@ func (a *API) queryRange(r *http.Request) result {
 	if end.Sub(start)/step > maxPointsPerSeries {
 		return errResult(&apiError{errorBadData, errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")})
 	}
-	// With max_source_resolution=auto, fit at least five samples in a step.
-	opts, apiErr := a.parseOptions(r, step/5, 0)
+	// With max_source_resolution=auto, fit at least five samples in a step;
+	// --query.auto-downsampling makes that the default.
+	absent := time.Duration(0)
+	if a.cfg.AutoDownsampling {
+		absent = step / 5
+	}
+	opts, apiErr := a.parseOptions(r, step/5, absent)
 	if apiErr != nil {
 		return errResult(apiErr)
 	}

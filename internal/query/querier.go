@@ -18,6 +18,9 @@ import (
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
+// responseBatchSize is how many series the querier asks stores to pack per frame.
+const responseBatchSize = 64
+
 // Queryable is the storage.Queryable over all endpoints for one request's options.
 type Queryable struct {
 	proxy     *Proxy
@@ -60,7 +63,10 @@ func (q *querier) seriesRequest(hints *storage.SelectHints, ms []*labels.Matcher
 		Matchers:                storeapi.MatchersToProto(ms),
 		MaxResolutionWindow:     q.opts.MaxSourceResolution,
 		PartialResponseStrategy: q.strategy(),
-		Aggregates:              []storepb.Aggr{storepb.Aggr_COUNT, storepb.Aggr_SUM},
+		// Batched frames (Thanos v0.41+, every Vigil store) cut per-message gRPC cost;
+		// older stores ignore the field and send one series per frame.
+		ResponseBatchSize: responseBatchSize,
+		Aggregates:        []storepb.Aggr{storepb.Aggr_COUNT, storepb.Aggr_SUM},
 	}
 	if hints != nil {
 		mint, maxt = hints.Start, hints.End

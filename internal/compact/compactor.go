@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vigilhq/vigil/internal/dedup"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
@@ -56,7 +56,7 @@ type Compactor struct {
 	tsdbLogger  *slog.Logger
 	metrics     *metrics
 	tsdbMetrics *tsdb.CompactorMetrics
-	mergeFunc   storage.VerticalChunkSeriesMergeFunc
+	dedupFunc   *dedup.Func // replica dedup merge, when replica labels are configured
 	syncer      *syncer
 
 	// mu serialises iterations and cleanups.
@@ -81,7 +81,7 @@ func New(bkt objstore.Bucket, cfg Config, logger *slog.Logger, reg prometheus.Re
 		tsdbMetrics: tsdb.NewCompactorMetrics(reg),
 	}
 	if fn, ok := cfg.dedupFunc(); ok {
-		c.mergeFunc = newDedupMergeFunc(fn)
+		c.dedupFunc = &fn
 	}
 	c.syncer = &syncer{c: c, metas: map[ulid.ULID]*block.Meta{}}
 	return c, nil

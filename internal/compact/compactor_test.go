@@ -166,12 +166,40 @@ func replicaSpecs(labelsA, labelsB map[string]string, series int) (a, b []spec) 
 
 // dedupExpected merges the replicas' samples block window by block window with the
 // querier's gap-fill rule.
+// cutBlockTail mirrors tailCut for two replicas of one block: the replica that starts
+// later loses the samples after the leading replica's last one when they are within two
+// intervals of it.
+func cutBlockTail(a, b []sample) ([]sample, []sample) {
+	if len(a) < 2 || len(b) < 2 {
+		return a, b
+	}
+	lead, other, swapped := a, b, b[0].t < a[0].t
+	if swapped {
+		lead, other = b, a
+	}
+	last := lead[len(lead)-1].t
+	interval := last - lead[len(lead)-2].t
+	if d := other[len(other)-1].t - last; d > 0 && d <= 2*interval {
+		for len(other) > 0 && other[len(other)-1].t > last {
+			other = other[:len(other)-1]
+		}
+	}
+	if swapped {
+		return other, lead
+	}
+	return lead, other
+}
+
 func dedupExpected(a, b []spec) map[string][]sample {
 	out := map[string][]sample{}
 	for w := range a {
 		for i := range a[w].numSeries() {
 			k := seriesLabels(i).String()
-			it := dedup.NewIterator([]chunkenc.Iterator{sliceIter(a[w].samples(i)), sliceIter(b[w].samples(i))}, dedup.Options{})
+			sa, sb := a[w].samples(i), b[w].samples(i)
+			if w < len(a)-1 { // later blocks follow: the block end is not a gap (tailCut)
+				sa, sb = cutBlockTail(sa, sb)
+			}
+			it := dedup.NewIterator([]chunkenc.Iterator{sliceIter(sa), sliceIter(sb)}, dedup.Options{})
 			for it.Next() == chunkenc.ValFloat {
 				ts, f := it.At()
 				out[k] = append(out[k], sample{ts, f})

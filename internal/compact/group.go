@@ -12,6 +12,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"golang.org/x/sync/errgroup"
 
@@ -96,6 +97,22 @@ func (c *Compactor) compactGroup(ctx context.Context, g *group) (int, error) {
 	}
 }
 
+// dataAfter reports whether the group has blocks starting at or after the end of the
+// planned ones: then the replicas carry on past the planned blocks' end, which the replica
+// merge must not mistake for a gap.
+func dataAfter(g *group, p plan) bool {
+	var end int64
+	for _, b := range p.blocks {
+		end = max(end, b.meta.MaxTime)
+	}
+	for _, b := range g.blocks {
+		if !slices.Contains(p.blocks, b) && b.meta.MinTime >= end {
+			return true
+		}
+	}
+	return false
+}
+
 // runCompaction downloads the planned blocks, compacts them, uploads the result and
 // then marks the sources for deletion. It returns the new block (nil when the result
 // held no samples and only empty sources were marked).
@@ -127,8 +144,12 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 		return nil, err
 	}
 
+	var mergeFunc storage.VerticalChunkSeriesMergeFunc
+	if c.dedupFunc != nil {
+		mergeFunc = newDedupMergeFunc(*c.dedupFunc, dataAfter(g, p))
+	}
 	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, c.tsdbLogger, c.cfg.Ranges, downsample.NewPool(),
-		tsdb.LeveledCompactorOptions{MergeFunc: c.mergeFunc, EnableOverlappingCompaction: true, Metrics: c.tsdbMetrics})
+		tsdb.LeveledCompactorOptions{MergeFunc: mergeFunc, EnableOverlappingCompaction: true, Metrics: c.tsdbMetrics})
 	if err != nil {
 		return nil, fmt.Errorf("create compactor: %w", err)
 	}

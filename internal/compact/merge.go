@@ -2,6 +2,7 @@ package compact
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/prometheus/prometheus/storage"
@@ -25,7 +26,10 @@ import (
 // (XOR for floats, histogram encodings for histograms). Merging the whole series rather
 // than only the overlapping stretches keeps the rule's state (which replica it follows,
 // the scrape interval) across chunk boundaries, exactly as in the querier.
-func newDedupMergeFunc(fn dedup.Func) storage.VerticalChunkSeriesMergeFunc {
+//
+// continues says the replicas carry on in later blocks: then a replica that ends up to two
+// scrape intervals before another is not treated as having a gap (see tailCut).
+func newDedupMergeFunc(fn dedup.Func, continues bool) storage.VerticalChunkSeriesMergeFunc {
 	return func(series ...storage.ChunkSeries) storage.ChunkSeries {
 		switch len(series) {
 		case 0:
@@ -36,7 +40,7 @@ func newDedupMergeFunc(fn dedup.Func) storage.VerticalChunkSeriesMergeFunc {
 		return &storage.ChunkSeriesEntry{
 			Lset: series[0].Labels(),
 			ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-				chks, err := mergeReplicaChunks(series, fn)
+				chks, err := mergeReplicaChunks(series, fn, continues)
 				return &listChunkIterator{chks: chks, err: err, i: -1}
 			},
 		}
@@ -50,7 +54,7 @@ type inputChunk struct {
 }
 
 // mergeReplicaChunks merges the chunks of the inputs; see newDedupMergeFunc.
-func mergeReplicaChunks(series []storage.ChunkSeries, fn dedup.Func) ([]chunks.Meta, error) {
+func mergeReplicaChunks(series []storage.ChunkSeries, fn dedup.Func, continues bool) ([]chunks.Meta, error) {
 	var all []inputChunk
 	for i, s := range series {
 		it := s.Iterator(nil)
@@ -74,7 +78,7 @@ func mergeReplicaChunks(series []storage.ChunkSeries, fn dedup.Func) ([]chunks.M
 		}
 		return out, nil
 	}
-	return dedupChunks(series[0], all, len(series), fn)
+	return dedupChunks(series[0], all, len(series), fn, continues)
 }
 
 // replicasOverlap reports whether a chunk of one input overlaps a chunk of another
@@ -96,7 +100,7 @@ func replicasOverlap(all []inputChunk) bool {
 // dedupChunks merges the chunks of several inputs sample by sample and re-encodes the
 // result. The whole series is merged at once, so the replica rule sees exactly what
 // the querier would see over the block's time range.
-func dedupChunks(s storage.ChunkSeries, all []inputChunk, inputs int, fn dedup.Func) ([]chunks.Meta, error) {
+func dedupChunks(s storage.ChunkSeries, all []inputChunk, inputs int, fn dedup.Func, continues bool) ([]chunks.Meta, error) {
 	perInput := make([][]chunkenc.Iterator, inputs)
 	for _, c := range all {
 		if c.meta.Chunk == nil {
@@ -105,7 +109,18 @@ func dedupChunks(s storage.ChunkSeries, all []inputChunk, inputs int, fn dedup.F
 		perInput[c.input] = append(perInput[c.input], c.meta.Chunk.Iterator(nil))
 	}
 	var replicas []chunkenc.Iterator
-	for _, its := range perInput {
+	cut := make([]int64, inputs)
+	for i := range cut {
+		cut[i] = math.MaxInt64
+	}
+	if continues {
+		cut = tailCut(all, inputs)
+	}
+	for i, its := range perInput {
+		if cut[i] != math.MaxInt64 && len(its) > 0 {
+			replicas = append(replicas, newCutIterator(storage.ChainSampleIteratorFromIterators(nil, its), cut[i]))
+			continue
+		}
 		switch len(its) {
 		case 0:
 		case 1:
@@ -133,6 +148,71 @@ func dedupChunks(s storage.ChunkSeries, all []inputChunk, inputs int, fn dedup.F
 		return nil, fmt.Errorf("deduplicate series %s: %w", s.Labels(), err)
 	}
 	return out, nil
+}
+
+// tailCut returns, per input, the time after which its samples are dropped (MaxInt64 for
+// none). At the end of the merged blocks the replica the merge follows (the one with the
+// earliest first sample) seems to stop at its last sample although it carries on in the
+// next block; without the cut the merge would fill that fake tail gap from another replica
+// and keep one foreign sample per block boundary, which the querier's dedup over the same
+// data would not. Only tails within two scrape intervals after the followed replica's last
+// sample are cut: a longer tail is a real gap and is filled.
+func tailCut(all []inputChunk, inputs int) []int64 {
+	first := make([]int64, inputs)
+	last := make([]int64, inputs)
+	cut := make([]int64, inputs)
+	for i := range first {
+		first[i], last[i], cut[i] = math.MaxInt64, math.MinInt64, math.MaxInt64
+	}
+	for _, c := range all {
+		first[c.input] = min(first[c.input], c.meta.MinTime)
+		last[c.input] = max(last[c.input], c.meta.MaxTime)
+	}
+	lead := -1
+	for i := range first {
+		if first[i] != math.MaxInt64 && (lead < 0 || first[i] < first[lead]) {
+			lead = i
+		}
+	}
+	if lead < 0 {
+		return cut
+	}
+	var interval int64 // the lead's scrape interval, from its last chunk
+	for _, c := range all {
+		if n := c.meta.Chunk.NumSamples(); c.input == lead && c.meta.MaxTime == last[lead] && n > 1 {
+			interval = (c.meta.MaxTime - c.meta.MinTime) / int64(n-1)
+		}
+	}
+	for i := range cut {
+		if i != lead && interval > 0 && last[i] > last[lead] && last[i]-last[lead] <= 2*interval {
+			cut[i] = last[lead]
+		}
+	}
+	return cut
+}
+
+// cutIterator ends an iterator after time cut.
+type cutIterator struct {
+	chunkenc.Iterator
+	cut int64
+}
+
+func newCutIterator(it chunkenc.Iterator, cut int64) *cutIterator {
+	return &cutIterator{Iterator: it, cut: cut}
+}
+
+func (c *cutIterator) Next() chunkenc.ValueType {
+	if vt := c.Iterator.Next(); vt != chunkenc.ValNone && c.Iterator.AtT() <= c.cut {
+		return vt
+	}
+	return chunkenc.ValNone
+}
+
+func (c *cutIterator) Seek(t int64) chunkenc.ValueType {
+	if vt := c.Iterator.Seek(t); vt != chunkenc.ValNone && c.Iterator.AtT() <= c.cut {
+		return vt
+	}
+	return chunkenc.ValNone
 }
 
 // listChunkIterator iterates a slice of chunk metas, or reports err.

@@ -62,7 +62,7 @@ func chunkSamples(t *testing.T, chks []chunks.Meta) []sample {
 func TestDedupMergeAdjacentChunksPassThrough(t *testing.T) {
 	a := chunkSeries(samplesEvery(0, 1000, 10, 0, [2]int64{}))
 	b := chunkSeries(samplesEvery(1000, 2000, 10, 0, [2]int64{}))
-	chks, err := mergeReplicaChunks([]storage.ChunkSeries{b, a}, dedup.GapFill)
+	chks, err := mergeReplicaChunks([]storage.ChunkSeries{b, a}, dedup.GapFill, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestDedupMergeOverlappingReplicas(t *testing.T) {
 			// Replica a in three chunks, b in two, at different boundaries.
 			a := chunkSeries(sa[:200], sa[200:700], sa[700:])
 			b := chunkSeries(sb[:450], sb[450:])
-			f := newDedupMergeFunc(fn)
+			f := newDedupMergeFunc(fn, false)
 			merged := f(a, b)
 			it := merged.Iterator(nil)
 			var chks []chunks.Meta
@@ -132,10 +132,10 @@ func TestDedupMergeOverlappingReplicas(t *testing.T) {
 
 func TestDedupMergeSingleSeries(t *testing.T) {
 	a := chunkSeries(samplesEvery(0, 100, 10, 0, [2]int64{}))
-	if got := newDedupMergeFunc(dedup.GapFill)(a); got != a {
+	if got := newDedupMergeFunc(dedup.GapFill, false)(a); got != a {
 		t.Fatal("a single series must be returned as is")
 	}
-	if newDedupMergeFunc(dedup.GapFill)() != nil {
+	if newDedupMergeFunc(dedup.GapFill, false)() != nil {
 		t.Fatal("no series must merge to nil")
 	}
 }

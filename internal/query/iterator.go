@@ -81,6 +81,7 @@ func insertionSortByMinTime(c []*storepb.AggrChunk) {
 // bounded to [mint, maxt]. Chunks are opened (decoded) only when a sample is read from
 // them: Seek and SkipChunks skip whole chunks by their time range.
 type chunkListIterator struct {
+	hasST      bool                 // the current chunk's encoding carries start timestamps
 	chks       []*storepb.AggrChunk // chunks not opened yet
 	mint, maxt int64
 	cur        chunkenc.Iterator // the open chunk's iterator; nil before the first and after the last
@@ -125,6 +126,7 @@ func (it *chunkListIterator) nextChunk() bool {
 			return false
 		}
 		it.curChunk = chk
+		it.hasST = chk.Encoding() >= chunkenc.EncXOR2
 		it.cur = chk.Iterator(it.reuse)
 		it.reuse = it.cur
 		// The bounds come from the chunk's metadata, which the skipping above trusts too.
@@ -264,4 +266,12 @@ func (it *chunkListIterator) AtT() int64 { return it.cur.AtT() }
 func (it *chunkListIterator) Err() error { return it.err }
 
 // AtST returns the current sample's start timestamp, when the chunk format has one.
-func (it *chunkListIterator) AtST() int64 { return it.cur.AtST() }
+// AtST returns the current sample's start timestamp. The StoreAPI's chunk encodings (XOR,
+// histogram, float histogram) carry none, and PromQL asks for every sample, so the common
+// case answers without a call into the chunk iterator.
+func (it *chunkListIterator) AtST() int64 {
+	if !it.hasST {
+		return 0
+	}
+	return it.cur.AtST()
+}

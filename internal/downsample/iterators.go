@@ -158,11 +158,17 @@ func (it *applyCounterResetsIterator) Next() chunkenc.ValueType {
 }
 
 func (it *applyCounterResetsIterator) Seek(t int64) chunkenc.ValueType {
-	if it.cur && it.t >= t {
+	return seekByNext(it, it.cur, t)
+}
+
+// seekByNext implements Seek for float iterators that can only move forward sample by
+// sample (their value depends on every sample before): Next until the timestamp reaches t.
+func seekByNext(it chunkenc.Iterator, positioned bool, t int64) chunkenc.ValueType {
+	if positioned && it.AtT() >= t {
 		return chunkenc.ValFloat
 	}
 	for it.Next() == chunkenc.ValFloat {
-		if it.t >= t {
+		if it.AtT() >= t {
 			return chunkenc.ValFloat
 		}
 	}
@@ -283,15 +289,7 @@ func (it *chainIterator) Next() chunkenc.ValueType {
 }
 
 func (it *chainIterator) Seek(t int64) chunkenc.ValueType {
-	if it.cur && it.t >= t {
-		return chunkenc.ValFloat
-	}
-	for it.Next() == chunkenc.ValFloat {
-		if it.t >= t {
-			return chunkenc.ValFloat
-		}
-	}
-	return chunkenc.ValNone
+	return seekByNext(it, it.cur, t)
 }
 
 func (it *chainIterator) At() (int64, float64) { return it.t, it.v }

@@ -2,14 +2,10 @@ package bucketstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"log/slog"
 	"math"
 	"math/rand"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,7 +13,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -33,49 +28,7 @@ import (
 // external labels.
 func writeSeriesBlock(t *testing.T, bkt objstore.Bucket, ext map[string]string, series []labels.Labels, mint, maxt int64) ulid.ULID {
 	t.Helper()
-	dir := t.TempDir()
-	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*time.Hour.Milliseconds())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := w.Appender(context.Background())
-	for k, ls := range series {
-		for ts := mint; ts < maxt; ts += 15000 {
-			if _, err := app.Append(0, ls, ts, float64(k)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Flush(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	bdir := filepath.Join(dir, id.String())
-	var m map[string]any
-	raw, err := os.ReadFile(filepath.Join(bdir, "meta.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	m["thanos"] = map[string]any{"labels": ext, "downsample": map[string]any{"resolution": 0}, "source": "test"}
-	raw, _ = json.Marshal(m)
-	for _, f := range []string{"chunks/000001", "index"} {
-		b, err := os.ReadFile(filepath.Join(bdir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		upload(t, bkt, id.String()+"/"+f, b)
-	}
-	upload(t, bkt, id.String()+"/meta.json", raw)
-	return id
+	return writeBlockWith(t, bkt, ext, series, mint, maxt, func(k int, _ int64) float64 { return float64(k) })
 }
 
 func matchName(name string) []*storepb.LabelMatcher {

@@ -33,16 +33,27 @@ import (
 // the given external labels. It returns the block ID.
 func writeBlock(t *testing.T, bkt objstore.Bucket, ext map[string]string, nSeries int, mint, maxt int64) ulid.ULID {
 	t.Helper()
+	series := make([]labels.Labels, nSeries)
+	for i := range series {
+		series[i] = labels.FromStrings("__name__", "m", "i", fmt.Sprintf("%03d", i))
+	}
+	return writeBlockWith(t, bkt, ext, series, mint, maxt, sampleValue)
+}
+
+// writeBlockWith writes a block holding the given series, each with one sample every 15s
+// in [mint, maxt) of value(position in series, t), adds the thanos section with the given
+// external labels and uploads it (meta.json last). It returns the block ID.
+func writeBlockWith(t *testing.T, bkt objstore.Bucket, ext map[string]string, series []labels.Labels, mint, maxt int64, value func(k int, ts int64) float64) ulid.ULID {
+	t.Helper()
 	dir := t.TempDir()
 	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*time.Hour.Milliseconds())
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := w.Appender(context.Background())
-	for i := 0; i < nSeries; i++ {
-		ls := labels.FromStrings("__name__", "m", "i", fmt.Sprintf("%03d", i))
+	for k, ls := range series {
 		for ts := mint; ts < maxt; ts += 15000 {
-			if _, err := app.Append(0, ls, ts, sampleValue(i, ts)); err != nil {
+			if _, err := app.Append(0, ls, ts, value(k, ts)); err != nil {
 				t.Fatal(err)
 			}
 		}

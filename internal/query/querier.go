@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -27,13 +28,28 @@ type Queryable struct {
 	opts      Options
 	dedupFunc dedup.Func
 	pool      chunkenc.Pool
+	// decodeAhead is how many series a second goroutine decodes ahead of the engine
+	// (see prefetcher); 0 turns it off.
+	decodeAhead int
+}
+
+// defaultDecodeAhead decodes two series ahead when there is a core to do it on.
+func defaultDecodeAhead() int {
+	if runtime.GOMAXPROCS(0) > 1 {
+		return 2
+	}
+	return 0
 }
 
 // NewQueryableFactory returns the factory the HTTP API calls per request.
 func NewQueryableFactory(proxy *Proxy, dedupFunc dedup.Func) QueryableFactory {
+	return newQueryableFactory(proxy, dedupFunc, defaultDecodeAhead())
+}
+
+func newQueryableFactory(proxy *Proxy, dedupFunc dedup.Func, decodeAhead int) QueryableFactory {
 	pool := chunkenc.NewPool()
 	return func(opts Options) storage.Queryable {
-		return &Queryable{proxy: proxy, opts: opts, dedupFunc: dedupFunc, pool: pool}
+		return &Queryable{proxy: proxy, opts: opts, dedupFunc: dedupFunc, pool: pool, decodeAhead: decodeAhead}
 	}
 }
 
@@ -45,6 +61,9 @@ func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
 type querier struct {
 	*Queryable
 	mint, maxt int64
+
+	mu          sync.Mutex
+	prefetchers []*prefetcher
 }
 
 func (q *querier) dedupEnabled() bool { return q.opts.Dedup && len(q.opts.ReplicaLabels) > 0 }
@@ -124,10 +143,31 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	if hints != nil {
 		fn = hints.Func
 	}
-	return &seriesSet{
+	set := &seriesSet{
 		stream: stream, mint: req.MinTime, maxt: req.MaxTime, pool: q.pool, fn: fn,
 		dedup: q.dedupEnabled(), opts: dedup.Options{Func: q.dedupFunc, Counter: dedup.IsCounterFunc(fn)},
 	}
+	if q.decodeAhead > 0 && readsDensely(hints) {
+		set.pf = newPrefetcher(q.decodeAhead)
+		q.mu.Lock()
+		q.prefetchers = append(q.prefetchers, set.pf)
+		q.mu.Unlock()
+	}
+	return set
+}
+
+// readsDensely reports whether the engine will read about every sample of the selected
+// series, so that decoding them ahead (see prefetcher) wastes nothing: instant queries
+// (the selected window is what they read), range selectors at least as long as the step,
+// and plain selectors with steps shorter than a chunk usually spans (a seek within a
+// chunk decodes the samples before it anyway). Sparse reads seek over whole chunks
+// without decoding them, which decoding ahead would undo.
+func readsDensely(h *storage.SelectHints) bool {
+	if h == nil || h.Func == "series" {
+		return false
+	}
+	const denseStep = 10 * 60 * 1000
+	return h.Step == 0 || h.Range >= h.Step || (h.Range == 0 && h.Step <= denseStep)
 }
 
 // seriesSet adapts a MergeStream to storage.SeriesSet.
@@ -140,6 +180,7 @@ type seriesSet struct {
 	opts       dedup.Options
 	cur        *series
 	closed     bool
+	pf         *prefetcher // nil: series are decoded as the engine reads them
 }
 
 func (s *seriesSet) Next() bool {
@@ -147,6 +188,9 @@ func (s *seriesSet) Next() bool {
 		if !s.closed {
 			s.closed = true
 			s.stream.Close()
+			if s.pf != nil && s.stream.Err() == nil {
+				s.pf.start()
+			}
 		}
 		return false
 	}
@@ -164,6 +208,9 @@ func (s *seriesSet) Next() bool {
 		}
 	}
 	s.cur = &series{lset: storeapi.LabelsFromProto(m.Labels), replicas: replicas, aggr: aggr, set: s}
+	if s.pf != nil {
+		s.pf.add(s.cur)
+	}
 	return true
 }
 
@@ -182,11 +229,39 @@ type series struct {
 	replicas [][]*storepb.AggrChunk
 	aggr     []bool // the replica's source sent downsampled chunks: read with newAggrListIterator
 	set      *seriesSet
+
+	// Decode-ahead state, guarded by set.pf.mu.
+	idx   int
+	state uint8
+	ahead *decoded
 }
 
 func (s *series) Labels() labels.Labels { return s.lset }
 
-func (s *series) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+// Iterator returns the series' samples: decoded ahead when the prefetcher has them,
+// else decoded as they are read.
+func (s *series) Iterator(reuse chunkenc.Iterator) chunkenc.Iterator {
+	pf := s.set.pf
+	if pf == nil {
+		return s.directIterator()
+	}
+	b, _ := reuse.(*bufferedIterator)
+	if b != nil {
+		b.releaseBuffer() // the engine passes the iterator it is done with
+	}
+	d := pf.take(s)
+	if d == nil {
+		return s.directIterator()
+	}
+	if b == nil {
+		b = &bufferedIterator{}
+	}
+	b.reset(pf, d)
+	return b
+}
+
+// directIterator decodes and merges the series' chunks as the samples are read.
+func (s *series) directIterator() chunkenc.Iterator {
 	its := make([]chunkenc.Iterator, len(s.replicas))
 	for i, r := range s.replicas {
 		if i < len(s.aggr) && s.aggr[i] {
@@ -299,8 +374,16 @@ func (q *querier) fanOutLabels(ctx context.Context, ms []*labels.Matcher, call l
 	return all, warnings, nil
 }
 
-// Close implements storage.Querier.
-func (q *querier) Close() error { return nil }
+// Close implements storage.Querier: it stops the decode-ahead workers.
+func (q *querier) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, p := range q.prefetchers {
+		p.close()
+	}
+	q.prefetchers = nil
+	return nil
+}
 
 func warningStrings(a annotations.Annotations) []string {
 	out := make([]string, 0, len(a))

@@ -275,7 +275,7 @@ func TestDecodeAheadPanicIsAnError(t *testing.T) {
 type panicPool struct{}
 
 func (panicPool) Get(chunkenc.Encoding, []byte) (chunkenc.Chunk, error) { panic("boom") }
-func (panicPool) Put(chunkenc.Chunk) error                               { return nil }
+func (panicPool) Put(chunkenc.Chunk) error                              { return nil }
 
 // TestDecodeAheadSameResults: the engine's answers over the HA pair are the same with and
 // without decode-ahead, for range and instant queries over rate, plain selectors and

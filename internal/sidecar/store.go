@@ -94,10 +94,14 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 	}
 	_, stripped := storeapi.StripSet(ext, req.GetWithoutReplicaLabels())
 	conv := newConverter(ext, stripped, req.GetSkipChunks())
-	if s.seriesCarryExternalNames(srv.Context(), ext, rest, mint, req.GetMaxTime()) {
+	// The label-name check and the remote read are two round trips to Prometheus; they
+	// run at the same time, and the check's answer is needed only before the first series.
+	ownExt := make(chan bool, 1)
+	go func() { ownExt <- s.seriesCarryExternalNames(srv.Context(), ext, rest, mint, req.GetMaxTime()) }()
+	stream, err := s.client.RemoteRead(srv.Context(), q)
+	if <-ownExt {
 		conv.withOwnExternalLabels()
 	}
-	stream, err := s.client.RemoteRead(srv.Context(), q)
 	if err != nil {
 		return status.Error(codes.Unavailable, fmt.Sprintf("remote read from Prometheus: %v", err))
 	}

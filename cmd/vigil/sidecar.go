@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"time"
@@ -98,8 +97,7 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	if err != nil {
 		return err
 	}
-	// No client timeout: Series streams may run long; API calls carry their own deadlines.
-	client := promclient.New(cfg.promURL, &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})
+	client := promclient.New(cfg.promURL, promclient.NewHTTPClient())
 	prom := sidecar.NewPrometheus(client, logger, cfg.minTime, func(ready bool, reason string) {
 		if ready {
 			s.probe.Ready()

@@ -33,6 +33,20 @@ func New(base *url.URL, hc *http.Client) *Client {
 	return &Client{base: base, hc: hc}
 }
 
+// NewHTTPClient returns the HTTP client for a Prometheus beside the caller. It has no
+// overall timeout: Series streams may run long, and API calls carry their own deadlines.
+// It does not ask for gzip: Prometheus would compress every answer, remote-read streams
+// included, only for it to be decompressed again over loopback, which costs both sides
+// more CPU than it saves (measured: a one-series remote read 0.48 → 0.39 ms, a label
+// names call 0.44 → 0.27 ms). And it keeps enough idle connections for the concurrent
+// calls of concurrent requests, instead of reconnecting.
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableCompression = true
+	t.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: t}
+}
+
 // URL is the Prometheus base URL.
 func (c *Client) URL() *url.URL { return c.base }
 

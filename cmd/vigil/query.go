@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/prometheus/promql"
@@ -35,6 +36,8 @@ type queryConfig struct {
 	infoTimeout                         *time.Duration
 	timeout, lookbackDelta, defaultStep *time.Duration
 	maxConcurrent, maxSamples           *int
+	limitSeries, limitSamples           *int64
+	maxFetchedBytes                     *units.Base2Bytes
 	partialResponse, autoDownsampling   *bool
 	clientTLS                           *clientTLSFlags
 	compression                         *string
@@ -63,6 +66,9 @@ func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.defaultStep = durationFlag(cmd, "query.default-step", "Default range query step when none is given.", "1s")
 	cfg.maxConcurrent = cmd.Flag("query.max-concurrent", "Maximum number of queries processed concurrently.").Default("20").Int()
 	cfg.maxSamples = cmd.Flag("query.max-samples", "Maximum samples a single query may load into memory; over it the query fails.").Default("50000000").Int()
+	cfg.limitSeries = cmd.Flag("store.limits.request-series", "Maximum series one selector may receive from all endpoints together; over it the query fails (0 = no limit).").Default("0").Int64()
+	cfg.limitSamples = cmd.Flag("store.limits.request-samples", "Maximum samples (from chunk headers) one selector may receive from all endpoints together; over it the query fails (0 = no limit).").Default("0").Int64()
+	cfg.maxFetchedBytes = cmd.Flag("query.max-fetched-bytes", "Maximum label and chunk bytes one selector may receive from all endpoints together; over it the query fails instead of the querier running out of memory (0 = no limit).").Default("2GB").Bytes()
 	cfg.partialResponse = cmd.Flag("query.partial-response", "Answer with the data of healthy endpoints plus warnings when some fail (per-request partial_response overrides).").Default("true").Bool()
 	cfg.autoDownsampling = cmd.Flag("query.auto-downsampling", "Range queries without max_source_resolution read downsampled data up to step/5 (as max_source_resolution=auto) instead of raw data only.").Default("false").Bool()
 	cfg.compression = cmd.Flag("grpc-compression", "Compression for StoreAPI calls: none or snappy.").Default("none").Enum("none", "snappy")
@@ -107,7 +113,9 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		Addresses: eps.Addresses, DialOptions: storeapi.DialOptions(tlsCfg, *cfg.compression),
 		InfoTimeout: *cfg.infoTimeout, UnhealthyTimeout: *cfg.unhealthyTimeout,
 	}, logger, reg)
-	proxy := query.NewProxy(set, *cfg.responseTimeout, logger)
+	proxy := query.NewProxy(set, *cfg.responseTimeout, logger).WithLimits(storeapi.RequestLimits{
+		Series: *cfg.limitSeries, Samples: *cfg.limitSamples, Bytes: int64(*cfg.maxFetchedBytes),
+	})
 
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger: logger, Reg: reg, MaxSamples: *cfg.maxSamples, Timeout: *cfg.timeout,

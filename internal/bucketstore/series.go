@@ -2,7 +2,6 @@ package bucketstore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -170,7 +169,7 @@ func (s *Store) sendMerged(srv storepb.Store_SeriesServer, req *storepb.SeriesRe
 	for _, bs := range streams {
 		bs.advance()
 	}
-	samples := 0
+	lim := storeapi.NewLimiter(storeapi.RequestLimits{Series: int64(s.cfg.SeriesLimit), Samples: int64(s.cfg.SamplesLimit)})
 	for {
 		var head *blockStream
 		for _, bs := range streams {
@@ -193,11 +192,8 @@ func (s *Store) sendMerged(srv storepb.Store_SeriesServer, req *storepb.SeriesRe
 		if err := s.checkStreams(streams, sender); err != nil {
 			return err
 		}
-		if s.cfg.SeriesLimit > 0 && sender.Sent() >= s.cfg.SeriesLimit {
-			return status.Error(codes.ResourceExhausted, fmt.Sprintf("exceeded series limit: more than %d series (--store.limits.request-series)", s.cfg.SeriesLimit))
-		}
-		if samples += countSamples(out.Chunks); s.cfg.SamplesLimit > 0 && samples > s.cfg.SamplesLimit {
-			return status.Error(codes.ResourceExhausted, fmt.Sprintf("exceeded samples limit: more than %d samples (--store.limits.request-samples)", s.cfg.SamplesLimit))
+		if err := lim.Add(out); err != nil {
+			return err
 		}
 		if err := sender.Send(out); err != nil {
 			return err
@@ -252,41 +248,6 @@ func (bs *blockStream) advance() {
 		return
 	}
 	bs.batch, bs.pos = batch, 0
-}
-
-// countSamples counts samples from the chunk headers (XOR chunks start with the count).
-// A downsampled chunk counts the samples of its COUNT aggregate, one per window. When
-// COUNT was not requested, SUM, MIN or MAX have the same number of samples (one per
-// window too), and COUNTER two more (the batch's first raw sample and its true last
-// value).
-func countSamples(chks []*storepb.AggrChunk) int {
-	n := 0
-	for _, c := range chks {
-		if raw := c.GetRaw(); raw != nil {
-			n += chunkHeaderSamples(raw)
-			continue
-		}
-		switch {
-		case c.GetCount() != nil:
-			n += chunkHeaderSamples(c.GetCount())
-		case c.GetSum() != nil:
-			n += chunkHeaderSamples(c.GetSum())
-		case c.GetMin() != nil:
-			n += chunkHeaderSamples(c.GetMin())
-		case c.GetMax() != nil:
-			n += chunkHeaderSamples(c.GetMax())
-		case c.GetCounter() != nil:
-			n += max(0, chunkHeaderSamples(c.GetCounter())-2)
-		}
-	}
-	return n
-}
-
-func chunkHeaderSamples(c *storepb.Chunk) int {
-	if d := c.GetData(); len(d) >= 2 {
-		return int(binary.BigEndian.Uint16(d))
-	}
-	return 0
 }
 
 // heldBytes tracks the chunk-pool bytes one request holds.

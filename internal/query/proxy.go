@@ -23,12 +23,22 @@ type Proxy struct {
 	endpoints       *EndpointSet
 	responseTimeout time.Duration
 	logger          *slog.Logger
+	limits          storeapi.RequestLimits
 }
 
 // NewProxy returns a proxy over the endpoint set. responseTimeout bounds the wait for
 // each frame from an endpoint (0 = no bound beyond the request's own deadline).
 func NewProxy(endpoints *EndpointSet, responseTimeout time.Duration, logger *slog.Logger) *Proxy {
 	return &Proxy{endpoints: endpoints, responseTimeout: responseTimeout, logger: logger}
+}
+
+// WithLimits bounds each Series request: the series, samples and label and chunk bytes
+// received from all endpoints together. Over a bound the request fails with
+// ResourceExhausted, with partial response too: the bounds keep the querier's memory
+// from growing with the size of a query.
+func (p *Proxy) WithLimits(l storeapi.RequestLimits) *Proxy {
+	p.limits = l
+	return p
 }
 
 // MergedSeries is one label set and, per endpoint that sent it, that endpoint's chunks.
@@ -97,20 +107,21 @@ func (p *Proxy) Series(ctx context.Context, req *storepb.SeriesRequest, storeMat
 	ctx, cancel := context.WithCancel(ctx)
 	m := &MergeStream{cancel: cancel, abort: req.GetPartialResponseStrategy() == storepb.PartialResponseStrategy_ABORT}
 	m.warnings = append(m.warnings, problems...)
+	lim := storeapi.NewLimiter(p.limits)
 	for _, ep := range eps {
 		es := &endpointStream{addr: ep.Addr, ch: make(chan frame, frameBuffer)}
 		m.streams = append(m.streams, es)
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			p.pump(ctx, ep, req, es)
+			p.pump(ctx, ep, req, es, lim)
 		}()
 	}
 	return m, nil
 }
 
 // pump copies one endpoint's stream into its channel, enforcing the response timeout.
-func (p *Proxy) pump(ctx context.Context, ep Endpoint, req *storepb.SeriesRequest, es *endpointStream) {
+func (p *Proxy) pump(ctx context.Context, ep Endpoint, req *storepb.SeriesRequest, es *endpointStream, lim *storeapi.Limiter) {
 	defer close(es.ch)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -122,7 +133,7 @@ func (p *Proxy) pump(ctx context.Context, ep Endpoint, req *storepb.SeriesReques
 		progress = func() { t.Reset(p.responseTimeout) }
 		pause = func() { t.Stop() }
 	}
-	es.err = p.recv(ctx, ep, req, es, progress, pause)
+	es.err = p.recv(ctx, ep, req, es, lim, progress, pause)
 	if es.err != nil && timedOut.Load() {
 		es.err = fmt.Errorf("no response within --store.response-timeout=%s", p.responseTimeout)
 	}
@@ -134,16 +145,19 @@ func (p *Proxy) pump(ctx context.Context, ep Endpoint, req *storepb.SeriesReques
 // recv forwards the endpoint's series. The response timeout only runs while waiting on
 // the endpoint: pause stops it while the merge is slow to take a series, progress
 // restarts it.
-func (p *Proxy) recv(ctx context.Context, ep Endpoint, req *storepb.SeriesRequest, es *endpointStream, progress, pause func()) error {
+func (p *Proxy) recv(ctx context.Context, ep Endpoint, req *storepb.SeriesRequest, es *endpointStream, lim *storeapi.Limiter, progress, pause func()) error {
 	st, err := ep.Client.Series(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	if len(req.GetWithoutReplicaLabels()) > 0 && !ep.WithoutReplicaLabels {
-		return p.recvStripping(ctx, st, req.GetWithoutReplicaLabels(), es, progress, pause)
+		return p.recvStripping(ctx, st, req.GetWithoutReplicaLabels(), es, lim, progress, pause)
 	}
 	for st.Next() {
+		if err := lim.Add(st.At()); err != nil {
+			return err
+		}
 		pause()
 		select {
 		case es.ch <- frame{series: st.At()}:
@@ -279,11 +293,14 @@ func (p *Proxy) callContext(ctx context.Context) (context.Context, context.Cance
 // recvStripping serves an endpoint that cannot strip replica labels itself (older
 // Thanos): the labels are removed here, which changes the order, so the whole response is
 // collected and re-sorted before it is forwarded, as Thanos does for such endpoints.
-func (p *Proxy) recvStripping(ctx context.Context, st *storeapi.SeriesStream, replicas []string, es *endpointStream, progress, pause func()) error {
+func (p *Proxy) recvStripping(ctx context.Context, st *storeapi.SeriesStream, replicas []string, es *endpointStream, lim *storeapi.Limiter, progress, pause func()) error {
 	var all []*storepb.Series
 	for st.Next() {
 		progress()
 		sr := st.At()
+		if err := lim.Add(sr); err != nil {
+			return err
+		}
 		sr.Labels = slices.DeleteFunc(sr.Labels, func(l *storepb.Label) bool { return slices.Contains(replicas, l.Name) })
 		all = append(all, sr)
 	}

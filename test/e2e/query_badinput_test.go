@@ -267,3 +267,31 @@ func testMaxSamples(t *testing.T, f *haFixture) {
 		}
 	}
 }
+
+// testFetchLimits: a selector receiving more series or bytes from the endpoints than
+// --store.limits.request-series or --query.max-fetched-bytes allow fails with 422
+// execution naming the flag, even with partial response on; small queries still work.
+func testFetchLimits(t *testing.T, f *haFixture) {
+	for _, flag := range []string{"--store.limits.request-series=50", "--query.max-fetched-bytes=4KB"} {
+		q := e2eutil.StartVigil(t, "query",
+			"--endpoint="+f.side[1].GRPCAddr, flag, "--query.partial-response",
+			"--query.replica-label="+replicaLabel)
+		q.MustWaitReady(t)
+		e2eutil.Poll(t, 10*time.Second, 200*time.Millisecond, func() error {
+			return storesHealthy(q.HTTPURL, "sidecar", f.side[1].GRPCAddr)
+		})
+		if _, vec := instant(t, q.HTTPURL, "up", time.Time{}, nil); len(vec) != 3 {
+			t.Errorf("up under %s: %d series, want 3", flag, len(vec))
+		}
+		name := strings.SplitN(flag, "=", 2)[0]
+		// Every series of the self-scrape job: hundreds of series, many KB of chunks.
+		r, err := callAPI(q.HTTPURL, "/api/v1/query", url.Values{"query": {`{job="prometheus"}[1m]`}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.HTTPStatus != http.StatusUnprocessableEntity || r.Status != "error" || r.ErrorType != "execution" ||
+			!strings.Contains(r.Error, name) {
+			t.Errorf("{job=\"prometheus\"}[1m] under %s: %s; want HTTP 422, errorType execution, naming %s", flag, r, name)
+		}
+	}
+}

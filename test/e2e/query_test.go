@@ -172,6 +172,7 @@ func TestQueryHA(t *testing.T) {
 		t.Run("Promtool", func(t *testing.T) { t.Parallel(); testPromtool(t, f) })
 		t.Run("Dedup", func(t *testing.T) { t.Parallel(); testDedup(t, f) })
 		t.Run("MaxSamples", func(t *testing.T) { t.Parallel(); testMaxSamples(t, f) })
+		t.Run("FetchLimits", func(t *testing.T) { t.Parallel(); testFetchLimits(t, f) })
 		t.Run("ReplicaLabelsParam", func(t *testing.T) { t.Parallel(); testReplicaLabelsParam(t, f) })
 		t.Run("SeriesAndLabels", func(t *testing.T) { t.Parallel(); testSeriesAndLabels(t, f) })
 		t.Run("Stores", func(t *testing.T) { t.Parallel(); testStores(t, f) })

@@ -219,6 +219,21 @@ func (c *Client) LabelValues(ctx context.Context, name string, selectors []strin
 	return values, w, err
 }
 
+// Series returns the label sets of the series matching any selector in [start, end], in
+// no particular order, without external labels.
+func (c *Client) Series(ctx context.Context, selectors []string, start, end time.Time) ([]labels.Labels, []string, error) {
+	var sets []map[string]string
+	w, err := c.getAPI(ctx, "/api/v1/series", rangeQuery(selectors, start, end), &sets)
+	if err != nil {
+		return nil, w, err
+	}
+	out := make([]labels.Labels, len(sets))
+	for i, m := range sets {
+		out[i] = labels.FromMap(m)
+	}
+	return out, w, nil
+}
+
 func rangeQuery(selectors []string, start, end time.Time) url.Values {
 	q := url.Values{}
 	for _, s := range selectors {

@@ -107,6 +107,8 @@ func (fp *fakeProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fp.serveRead(w, r)
 	case "/api/v1/labels":
 		fp.serveLabels(w, r, "")
+	case "/api/v1/series":
+		fp.serveSeries(w, r)
 	default:
 		if name, ok := strings.CutPrefix(r.URL.Path, "/api/v1/label/"); ok && strings.HasSuffix(name, "/values") {
 			fp.serveLabels(w, r, strings.TrimSuffix(name, "/values"))
@@ -120,27 +122,12 @@ func (fp *fakeProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // stored series matching any match[] selector (all series without one). Like Prometheus,
 // it knows nothing of external labels.
 func (fp *fakeProm) serveLabels(w http.ResponseWriter, r *http.Request, name string) {
-	_ = r.ParseForm()
-	fp.labelReqs = append(fp.labelReqs, r.Form)
-	var sels [][]*labels.Matcher
-	for _, s := range r.Form["match[]"] {
-		ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(s)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(map[string]any{"status": "error", "errorType": "bad_data", "error": err.Error()})
-			return
-		}
-		sels = append(sels, ms)
+	matching, ok := fp.matching(w, r)
+	if !ok {
+		return
 	}
 	set := map[string]bool{}
-	for _, s := range fp.series {
-		match := len(sels) == 0
-		for _, ms := range sels {
-			match = match || matchesAll(ms, s.lset)
-		}
-		if !match {
-			continue
-		}
+	for _, s := range matching {
 		s.lset.Range(func(l labels.Label) {
 			switch {
 			case name == "":
@@ -157,6 +144,49 @@ func (fp *fakeProm) serveLabels(w http.ResponseWriter, r *http.Request, name str
 	slices.Sort(out)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": out, "warnings": fp.labelWarnings})
+}
+
+// serveSeries answers /api/v1/series with the matching stored series, in reverse order:
+// Prometheus does not promise sorted output.
+func (fp *fakeProm) serveSeries(w http.ResponseWriter, r *http.Request) {
+	matching, ok := fp.matching(w, r)
+	if !ok {
+		return
+	}
+	out := make([]map[string]string, 0, len(matching))
+	for i := len(matching) - 1; i >= 0; i-- {
+		out = append(out, matching[i].lset.Map())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": out, "warnings": fp.labelWarnings})
+}
+
+// matching records a metadata request and returns the stored series matching any of its
+// match[] selectors (all series without one); ok is false after a bad_data answer.
+func (fp *fakeProm) matching(w http.ResponseWriter, r *http.Request) ([]fakeSeries, bool) {
+	_ = r.ParseForm()
+	fp.labelReqs = append(fp.labelReqs, r.Form)
+	var sels [][]*labels.Matcher
+	for _, s := range r.Form["match[]"] {
+		ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(s)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]any{"status": "error", "errorType": "bad_data", "error": err.Error()})
+			return nil, false
+		}
+		sels = append(sels, ms)
+	}
+	var out []fakeSeries
+	for _, s := range fp.series {
+		match := len(sels) == 0
+		for _, ms := range sels {
+			match = match || matchesAll(ms, s.lset)
+		}
+		if match {
+			out = append(out, s)
+		}
+	}
+	return out, true
 }
 
 func (fp *fakeProm) labelRequests() []url.Values {

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigilhq/vigil/internal/promclient"
 	"github.com/vigilhq/vigil/internal/storeapi"
@@ -102,12 +101,6 @@ func genResortCase(rng *rand.Rand, clash bool) resortCase {
 	}
 	slices.SortFunc(c.stored, labels.Compare)
 	return c
-}
-
-func toPromLabels(ls labels.Labels) []prompb.Label {
-	out := make([]prompb.Label, 0, ls.Len())
-	ls.Range(func(l labels.Label) { out = append(out, prompb.Label{Name: l.Name, Value: l.Value}) })
-	return out
 }
 
 // finalLabels is what the StoreAPI contract asks for, computed from the stored labels:

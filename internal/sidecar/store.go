@@ -94,6 +94,9 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 	}
 	_, stripped := storeapi.StripSet(ext, req.GetWithoutReplicaLabels())
 	conv := newConverter(ext, stripped, req.GetSkipChunks())
+	if req.GetSkipChunks() {
+		return s.seriesLabelsOnly(srv, req, conv, rest, mint)
+	}
 	// The label-name check and the remote read are two round trips to Prometheus; they
 	// run at the same time, and the check's answer is needed only before the first series.
 	ownExt := make(chan bool, 1)
@@ -125,6 +128,57 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 		return toStatus(err)
 	}
 	return sender.Flush()
+}
+
+// seriesLabelsOnly answers a skip_chunks request (the querier's /api/v1/series, Grafana's
+// metric browser) from Prometheus' series API instead of a remote read, which would read
+// every chunk only to drop it. That API answers in no particular order and without
+// external labels, so the label sets are rewritten, sorted and deduplicated here: they
+// are held whole, but they are labels only, bounded by --store.limits.request-series.
+// Samples are not known on this path and not counted.
+func (s *Store) seriesLabelsOnly(srv storepb.Store_SeriesServer, req *storepb.SeriesRequest, conv *converter, rest []*labels.Matcher, mint int64) error {
+	sets, warnings, err := s.client.Series(srv.Context(), selectors(rest), msTime(mint), endTime(req.GetMaxTime()))
+	if err != nil {
+		return status.Error(codes.Unavailable, fmt.Sprintf("series from Prometheus: %v", err))
+	}
+	shard := storeapi.NewShardMatcher(req.GetShardInfo())
+	lim := newLimiter(s.limits, req.GetLimit())
+	out := make([]*storepb.Series, 0, len(sets))
+	for _, ls := range sets {
+		series, _ := conv.convert(&promclient.RawSeries{Labels: toPromLabels(ls)})
+		if !shard.Matches(series.Labels) {
+			continue
+		}
+		if err := lim.Count(0, 0); err != nil {
+			return err
+		}
+		out = append(out, series)
+	}
+	slices.SortFunc(out, func(a, b *storepb.Series) int { return storeapi.CompareLabels(a.Labels, b.Labels) })
+	// Stored series that differ only in labels the rewrite replaces or strips are one
+	// series now.
+	out = slices.CompactFunc(out, func(a, b *storepb.Series) bool { return storeapi.CompareLabels(a.Labels, b.Labels) == 0 })
+	sender := storeapi.NewSeriesSender(srv, req.GetResponseBatchSize())
+	for _, w := range warnings {
+		if err := sender.Warning(w); err != nil {
+			return err
+		}
+	}
+	for _, series := range out {
+		if lim.seriesDone(sender.Sent()) {
+			break
+		}
+		if err := sender.Send(series); err != nil {
+			return err
+		}
+	}
+	return sender.Flush()
+}
+
+func toPromLabels(ls labels.Labels) []prompb.Label {
+	out := make([]prompb.Label, 0, ls.Len())
+	ls.Range(func(l labels.Label) { out = append(out, prompb.Label{Name: l.Name, Value: l.Value}) })
+	return out
 }
 
 // seriesCarryExternalNames asks Prometheus whether any selected series has a label of its

@@ -27,7 +27,10 @@ func DialOptions(tlsCfg *tls.Config, compression string) []grpc.DialOption {
 	if tlsCfg != nil {
 		creds = credentials.NewTLS(tlsCfg)
 	}
-	call := []grpc.CallOption{grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)}
+	call := []grpc.CallOption{
+		grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32),
+		grpc.ForceCodecV2(Codec()), // protobuf, with a fast path for Series frames
+	}
 	if compression == grpcsnappy.Name {
 		call = append(call, grpc.UseCompressor(grpcsnappy.Name))
 	}

@@ -92,3 +92,27 @@ func BenchmarkSeriesResponseCodec(b *testing.B) {
 		})
 	}
 }
+
+// TestFramePool: a returned buffer is reused for a frame that fits, a larger frame gets a
+// new one, and the pool keeps at most framePoolBytes.
+func TestFramePool(t *testing.T) {
+	var p framePool
+	b := p.Get(1000)
+	if len(*b) != 1000 {
+		t.Fatalf("len %d", len(*b))
+	}
+	p.Put(b)
+	if c := p.Get(900); c != b || len(*c) != 900 {
+		t.Fatal("a fitting buffer was not reused")
+	}
+	if c := p.Get(2000); c == b || len(*c) != 2000 {
+		t.Fatal("a buffer too small was handed out")
+	}
+	for range 100 {
+		b := make([]byte, 1<<20)
+		p.Put(&b)
+	}
+	if p.bytes > framePoolBytes || len(p.free) == 0 {
+		t.Fatalf("pool holds %d bytes in %d buffers, bound %d", p.bytes, len(p.free), framePoolBytes)
+	}
+}

@@ -90,8 +90,8 @@ func trimRawUnderAggregates(chks []*storepb.AggrChunk) ([]*storepb.AggrChunk, bo
 
 // newAggrListIterator iterates a time-ordered, non-overlapping chunk list of a source
 // holding downsampled chunks (and maybe raw ones) for the PromQL function fn, bounded to
-// [mint, maxt].
-func newAggrListIterator(chks []*storepb.AggrChunk, mint, maxt int64, fn string) chunkenc.Iterator {
+// [mint, maxt]. With counts (read mode count, see readmode.go) its raw samples read as 1.
+func newAggrListIterator(chks []*storepb.AggrChunk, mint, maxt int64, fn string, counts bool) chunkenc.Iterator {
 	var inRange []*storepb.AggrChunk
 	for _, c := range chks {
 		if c.MaxTime >= mint && c.MinTime <= maxt {
@@ -106,6 +106,9 @@ func newAggrListIterator(chks []*storepb.AggrChunk, mint, maxt int64, fn string)
 			return &errIterator{err: fmt.Errorf("downsampled chunk [%d, %d] for %q: %w", c.MinTime, c.MaxTime, fn, err)}
 		}
 		if c.GetRaw() != nil {
+			if counts { // read mode count: a raw sample counts 1, as a window counts COUNT
+				it = &countingIterator{Iterator: it}
+			}
 			// A raw chunk may have been narrowed by trimRawUnderAggregates.
 			it = &boundedIterator{it: it, mint: c.MinTime, maxt: c.MaxTime}
 		}

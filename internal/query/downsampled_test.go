@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
@@ -149,10 +150,11 @@ func byStep(m promql.Matrix) map[string]map[int64]float64 {
 }
 
 type dsCase struct {
-	q     string
-	rng   int64
-	tol   float64 // relative
-	scale float64 // downsampled result × scale is compared with raw
+	q       string
+	rng     int64
+	tol     float64 // relative
+	scale   float64 // downsampled result × scale is compared with raw
+	rewrite bool    // run the downsampled query as the API does: RewriteForDownsampling
 }
 
 // The tolerances are those of internal/downsample's TestPromQLOverDownsampled:
@@ -161,13 +163,13 @@ type dsCase struct {
 // over downsampled data counts aggregate points, one per 5m window (as in Thanos), so it
 // is the raw count divided by the samples per window: 20 at a 15s scrape.
 var dsCases = []dsCase{
-	{"sum_over_time(x[1h])", hour, 1e-9, 1},
-	{"count_over_time(x[1h])", hour, 0, float64(block.Resolution5m / dsScrape)},
-	{"max_over_time(x[30m])", hour / 2, 0, 1},
-	{"avg_over_time(x[1h])", hour, 1e-9, 1}, // the average of equal-count window averages
-	{"min_over_time(x[30m])", hour / 2, 0, 1},
-	{"rate(x[1h])", hour, 0.05, 1},
-	{"increase(x[2h])", 2 * hour, 0.05, 1},
+	{"sum_over_time(x[1h])", hour, 1e-9, 1, false},
+	{"count_over_time(x[1h])", hour, 0, float64(block.Resolution5m / dsScrape), false},
+	{"max_over_time(x[30m])", hour / 2, 0, 1, false},
+	{"avg_over_time(x[1h])", hour, 1e-9, 1, false}, // the average of equal-count window averages
+	{"min_over_time(x[30m])", hour / 2, 0, 1, false},
+	{"rate(x[1h])", hour, 0.05, 1, false},
+	{"increase(x[2h])", 2 * hour, 0.05, 1, false},
 }
 
 // compareResolutions runs each case at raw and 5m resolution and checks agreement at
@@ -186,7 +188,11 @@ func compareResolutionsWith(t *testing.T, qf QueryableFactory, opts Options, cas
 	const step = 15 * 60_000
 	for _, tc := range cases {
 		raw := byStep(rangeQuery(t, qf, opts, tc.q, start, end, step))
-		ds := byStep(rangeQuery(t, qf, dsOpts, tc.q, start, end, step))
+		dsQ := tc.q
+		if tc.rewrite {
+			dsQ = RewriteForDownsampling(parser.NewParser(parser.Options{}), tc.q)
+		}
+		ds := byStep(rangeQuery(t, qf, dsOpts, dsQ, start, end, step))
 		if len(raw) != dsSeries || len(ds) != dsSeries {
 			t.Fatalf("%s: %d raw and %d downsampled series, want %d", tc.q, len(raw), len(ds), dsSeries)
 		}
@@ -360,4 +366,41 @@ func TestAggregatesForFollowsAggrsForFunc(t *testing.T) {
 			t.Errorf("aggregatesFor(%q) = %v, want %v", fn, got, want)
 		}
 	}
+}
+
+// countingCases are count_over_time and avg_over_time as the API runs them when
+// downsampled data may be read: rewritten to sum the COUNT aggregates (see readmode.go),
+// so they agree with raw data instead of counting windows.
+var countingCases = []dsCase{
+	{"count_over_time(x[1h])", hour, 0, 1, true},
+	{"avg_over_time(x[1h])", hour, 1e-9, 1, true},
+	{"sum(count_over_time(x[30m])) by (i)", hour / 2, 0, 1, true},
+}
+
+// TestCountingOverDownsampled: over 5m data, over a series mixing 5m and raw data, and
+// over deduplicated replicas, the rewritten count_over_time gives the exact raw sample
+// count and avg_over_time the raw average.
+func TestCountingOverDownsampled(t *testing.T) {
+	t.Run("5m", func(t *testing.T) {
+		bkt := newFSBucket(t)
+		raw := writeRawBlock(t, t.TempDir(), 0, dsSpan)
+		uploadBlocks(t, bkt, raw, downsampleTo5m(t, raw))
+		compareResolutions(t, serveBucket(t, bkt), countingCases, nil)
+	})
+	t.Run("mixed resolutions", func(t *testing.T) {
+		bkt := newFSBucket(t)
+		raw := writeRawBlock(t, t.TempDir(), 0, dsSpan)
+		first := downsampleTo5m(t, writeRawBlock(t, t.TempDir(), 0, 5*hour))
+		last := downsampleTo5m(t, writeRawBlock(t, t.TempDir(), 7*hour, dsSpan))
+		uploadBlocks(t, bkt, raw, first, last)
+		compareResolutions(t, serveBucket(t, bkt), countingCases, nil)
+	})
+	t.Run("dedup", func(t *testing.T) {
+		bkt := newFSBucket(t)
+		for _, r := range []string{"r0", "r1"} {
+			raw := writeRawBlock(t, t.TempDir(), 0, dsSpan, r)
+			uploadBlocks(t, bkt, raw, downsampleTo5m(t, raw))
+		}
+		compareResolutionsWith(t, serveBucket(t, bkt), dedupOn, countingCases, nil)
+	})
 }

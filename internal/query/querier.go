@@ -134,6 +134,20 @@ var aggrProto = map[downsample.AggrType]storepb.Aggr{
 
 // Select streams the merged (and, when enabled, deduplicated) series.
 func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	ms, mode := readMode(ms)
+	switch mode {
+	case "":
+	case readCount:
+		// Read as counts (see readmode.go): COUNT from downsampled windows, 1 per raw sample.
+		h := storage.SelectHints{}
+		if hints != nil {
+			h = *hints
+		}
+		h.Func = "count_over_time"
+		hints = &h
+	default:
+		return storage.ErrSeriesSet(fmt.Errorf("unknown %s %q", readModeLabel, mode))
+	}
 	req := q.seriesRequest(hints, ms)
 	stream, err := q.proxy.Series(ctx, req, q.opts.StoreMatchers)
 	if err != nil {
@@ -144,7 +158,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		fn = hints.Func
 	}
 	set := &seriesSet{
-		stream: stream, mint: req.MinTime, maxt: req.MaxTime, pool: q.pool, fn: fn,
+		stream: stream, mint: req.MinTime, maxt: req.MaxTime, pool: q.pool, fn: fn, counts: mode == readCount,
 		dedup: q.dedupEnabled(), opts: dedup.Options{Func: q.dedupFunc, Counter: dedup.IsCounterFunc(fn)},
 	}
 	if q.decodeAhead > 0 && readsDensely(hints) {
@@ -181,6 +195,7 @@ type seriesSet struct {
 	cur        *series
 	closed     bool
 	pf         *prefetcher // nil: series are decoded as the engine reads them
+	counts     bool        // read mode count: raw samples read as 1 (see readmode.go)
 }
 
 func (s *seriesSet) Next() bool {
@@ -265,10 +280,13 @@ func (s *series) directIterator() chunkenc.Iterator {
 	its := make([]chunkenc.Iterator, len(s.replicas))
 	for i, r := range s.replicas {
 		if i < len(s.aggr) && s.aggr[i] {
-			its[i] = newAggrListIterator(r, s.set.mint, s.set.maxt, s.set.fn)
+			its[i] = newAggrListIterator(r, s.set.mint, s.set.maxt, s.set.fn, s.set.counts)
 			continue
 		}
 		its[i] = newChunkListIterator(r, s.set.mint, s.set.maxt, s.set.pool)
+		if s.set.counts {
+			its[i] = &countingIterator{Iterator: its[i]}
+		}
 	}
 	switch {
 	case len(its) == 1:

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/stats"
+
+	"github.com/vigilhq/vigil/internal/query"
 )
 
 // errTruncated is the warning added when limit cuts a result short.
@@ -34,7 +36,7 @@ func (a *API) query(r *http.Request) result {
 		return errResult(apiErr)
 	}
 	return a.execute(r, limit, opts.MaxSourceResolution, func(ctx context.Context, lookback time.Duration) (promql.Query, error) {
-		return a.cfg.Engine.NewInstantQuery(ctx, a.cfg.Queryable(opts), a.queryOpts(r, lookback), r.FormValue("query"), ts)
+		return a.cfg.Engine.NewInstantQuery(ctx, a.cfg.Queryable(opts), a.queryOpts(r, lookback), a.queryText(r, opts), ts)
 	})
 }
 
@@ -81,8 +83,18 @@ func (a *API) queryRange(r *http.Request) result {
 		return errResult(apiErr)
 	}
 	return a.execute(r, limit, opts.MaxSourceResolution, func(ctx context.Context, lookback time.Duration) (promql.Query, error) {
-		return a.cfg.Engine.NewRangeQuery(ctx, a.cfg.Queryable(opts), a.queryOpts(r, lookback), r.FormValue("query"), start, end, step)
+		return a.cfg.Engine.NewRangeQuery(ctx, a.cfg.Queryable(opts), a.queryOpts(r, lookback), a.queryText(r, opts), start, end, step)
 	})
+}
+
+// queryText is the PromQL the engine runs: the request's, with counting functions
+// rewritten when downsampled data may be read (see query.RewriteForDownsampling).
+func (a *API) queryText(r *http.Request, opts query.Options) string {
+	qs := r.FormValue("query")
+	if opts.MaxSourceResolution > 0 {
+		return query.RewriteForDownsampling(a.parser, qs)
+	}
+	return qs
 }
 
 // queryOpts are the engine options of a request.

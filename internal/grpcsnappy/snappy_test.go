@@ -278,8 +278,11 @@ func TestGRPCNegotiation(t *testing.T) {
 			// Traffic of the second connection only: the long name must not appear in clear,
 			// since "snappy" repeated compresses well.
 			sl.mu.Lock()
-			last := sl.conns[len(sl.conns)-1].in.Bytes()
+			c := sl.conns[len(sl.conns)-1]
 			sl.mu.Unlock()
+			c.mu.Lock() // the server may still be reading from the connection
+			last := bytes.Clone(c.in.Bytes())
+			c.mu.Unlock()
 			if bytes.Contains(last, []byte(service)) {
 				t.Errorf("compressed request carries the service name uncompressed")
 			}

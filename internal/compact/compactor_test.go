@@ -461,7 +461,7 @@ func (it *sampleIter) Next() chunkenc.ValueType {
 	return chunkenc.ValFloat
 }
 
-func (it *sampleIter) Seek(t int64) chunkenc.ValueType {
+func (it *sampleIter) Seek(t millis) chunkenc.ValueType {
 	if it.i < 0 {
 		it.i = 0
 	}

@@ -208,7 +208,7 @@ func (c *cutIterator) Next() chunkenc.ValueType {
 	return chunkenc.ValNone
 }
 
-func (c *cutIterator) Seek(t int64) chunkenc.ValueType {
+func (c *cutIterator) Seek(t millis) chunkenc.ValueType {
 	if vt := c.Iterator.Seek(t); vt != chunkenc.ValNone && c.Iterator.AtT() <= c.cut {
 		return vt
 	}

@@ -157,7 +157,7 @@ func (it *applyCounterResetsIterator) Next() chunkenc.ValueType {
 	return chunkenc.ValNone
 }
 
-func (it *applyCounterResetsIterator) Seek(t int64) chunkenc.ValueType {
+func (it *applyCounterResetsIterator) Seek(t millis) chunkenc.ValueType {
 	return seekByNext(it, it.cur, t)
 }
 
@@ -224,7 +224,7 @@ func (it *averageIterator) align(okC, okS bool, err error) chunkenc.ValueType {
 	return chunkenc.ValNone
 }
 
-func (it *averageIterator) Seek(t int64) chunkenc.ValueType {
+func (it *averageIterator) Seek(t millis) chunkenc.ValueType {
 	if it.cur && it.t >= t {
 		return chunkenc.ValFloat
 	}
@@ -288,7 +288,7 @@ func (it *chainIterator) Next() chunkenc.ValueType {
 	return chunkenc.ValNone
 }
 
-func (it *chainIterator) Seek(t int64) chunkenc.ValueType {
+func (it *chainIterator) Seek(t millis) chunkenc.ValueType {
 	return seekByNext(it, it.cur, t)
 }
 

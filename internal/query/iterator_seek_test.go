@@ -81,7 +81,7 @@ func (it *countingIter) Next() chunkenc.ValueType {
 	return it.Iterator.Next()
 }
 
-func (it *countingIter) Seek(t int64) chunkenc.ValueType {
+func (it *countingIter) Seek(t millis) chunkenc.ValueType {
 	it.use.seeks++
 	return it.Iterator.Seek(t)
 }

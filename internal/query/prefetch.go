@@ -259,7 +259,7 @@ func (b *bufferedIterator) Next() chunkenc.ValueType {
 	return b.vt
 }
 
-func (b *bufferedIterator) Seek(t int64) chunkenc.ValueType {
+func (b *bufferedIterator) Seek(t millis) chunkenc.ValueType {
 	if !b.inTail {
 		// Forward-only linear search: the engine seeks a few samples at a time, so over
 		// a series this is linear in its length, and cheaper than bisecting every time.

@@ -150,7 +150,7 @@ type countingIterator struct {
 
 func (c *countingIterator) Next() chunkenc.ValueType { return c.load(c.Iterator.Next()) }
 
-func (c *countingIterator) Seek(t int64) chunkenc.ValueType { return c.load(c.Iterator.Seek(t)) }
+func (c *countingIterator) Seek(t millis) chunkenc.ValueType { return c.load(c.Iterator.Seek(t)) }
 
 func (c *countingIterator) load(vt chunkenc.ValueType) chunkenc.ValueType {
 	switch vt {

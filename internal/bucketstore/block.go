@@ -22,6 +22,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigilhq/vigil/internal/downsample"
+	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -185,7 +186,7 @@ func (b *loadedBlock) readSeries(ctx context.Context, refs []storage.SeriesRef, 
 			if err := fillAggregates(&served[i], downsample.AggrChunk(data[i].data), aggrs); err != nil {
 				return nil, 0, fmt.Errorf("chunk %d of series %s in block %s: %w", c.Ref, out[owners[i]].lset, b.id, err)
 			}
-			total += int64(chunkBytes(&served[i]))
+			total += int64(storeapi.AggrChunkBytes(&served[i]))
 		} else {
 			raws[i].Type = storepb.Chunk_Encoding(data[i].enc - 1)
 			raws[i].Data = data[i].data
@@ -241,15 +242,6 @@ func fillAggregates(out *storepb.AggrChunk, ac downsample.AggrChunk, aggrs []sto
 		*dst = &storepb.Chunk{Type: storepb.Chunk_Encoding(sub.Encoding() - 1), Data: d, Hash: xxhash.Sum64(d)}
 	}
 	return nil
-}
-
-// chunkBytes is the chunk data a served chunk holds: its raw chunk or its aggregates.
-func chunkBytes(c *storepb.AggrChunk) int {
-	n := len(c.GetRaw().GetData())
-	for _, a := range []*storepb.Chunk{c.GetCount(), c.GetSum(), c.GetMin(), c.GetMax(), c.GetCounter()} {
-		n += len(a.GetData())
-	}
-	return n
 }
 
 // seriesRanges turns series references into merged index byte ranges to read ahead.

@@ -274,7 +274,7 @@ func (h *heldBytes) releaseSeries(ss ...*storepb.Series) {
 	var n int64
 	for _, s := range ss {
 		for _, c := range s.Chunks {
-			n += int64(chunkBytes(c))
+			n += int64(storeapi.AggrChunkBytes(c))
 		}
 	}
 	h.mu.Lock()

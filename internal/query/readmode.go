@@ -145,7 +145,8 @@ func readMode(ms []*labels.Matcher) ([]*labels.Matcher, string) {
 // when it counts.
 type countingIterator struct {
 	chunkenc.Iterator
-	stale bool // the current sample is a stale marker
+	stale bool                      // the current sample is a stale marker
+	fh    *histogram.FloatHistogram // scratch for reading a histogram's sum
 }
 
 func (c *countingIterator) Next() chunkenc.ValueType { return c.load(c.Iterator.Next()) }
@@ -160,8 +161,8 @@ func (c *countingIterator) load(vt chunkenc.ValueType) chunkenc.ValueType {
 		_, f := c.Iterator.At()
 		c.stale = value.IsStaleNaN(f)
 	default:
-		_, fh := c.Iterator.AtFloatHistogram(nil)
-		c.stale = value.IsStaleNaN(fh.Sum)
+		_, c.fh = c.Iterator.AtFloatHistogram(c.fh)
+		c.stale = value.IsStaleNaN(c.fh.Sum)
 	}
 	return chunkenc.ValFloat
 }

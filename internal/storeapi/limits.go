@@ -102,9 +102,13 @@ func SeriesBytes(s *storepb.Series) int {
 		n += len(l.Name) + len(l.Value)
 	}
 	for _, c := range s.Chunks {
-		for _, x := range []*storepb.Chunk{c.GetRaw(), c.GetCount(), c.GetSum(), c.GetMin(), c.GetMax(), c.GetCounter()} {
-			n += len(x.GetData())
-		}
+		n += AggrChunkBytes(c)
 	}
 	return n
+}
+
+// AggrChunkBytes is the data of a chunk: its raw chunk's and its aggregates'.
+func AggrChunkBytes(c *storepb.AggrChunk) int {
+	return len(c.GetRaw().GetData()) + len(c.GetCount().GetData()) + len(c.GetSum().GetData()) +
+		len(c.GetMin().GetData()) + len(c.GetMax().GetData()) + len(c.GetCounter().GetData())
 }

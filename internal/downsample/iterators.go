@@ -92,17 +92,43 @@ func nextFloat(it chunkenc.Iterator) (bool, error) {
 	}
 }
 
+// floatSeq reads the float samples of several iterators one after another, as both
+// iterators below do. A read error ends the sequence and is kept, naming the chunk.
+type floatSeq struct {
+	its  []chunkenc.Iterator
+	i    int
+	what string // the chunks' name in errors ("counter chunk", "chunk")
+	err  error
+}
+
+// next returns the next sample of the sequence; ok is false at its end or on an error.
+func (s *floatSeq) next() (t int64, v float64, ok bool) {
+	for s.i < len(s.its) {
+		more, err := nextFloat(s.its[s.i])
+		if err != nil {
+			s.err = fmt.Errorf("%s %d: %w", s.what, s.i, err)
+			s.i = len(s.its)
+			return 0, 0, false
+		}
+		if !more {
+			s.i++
+			continue
+		}
+		t, v = s.its[s.i].At()
+		return t, v, true
+	}
+	return 0, 0, false
+}
+
 // applyCounterResetsIterator implements NewApplyCounterResetsIterator.
 type applyCounterResetsIterator struct {
 	floatIterator
-	its     []chunkenc.Iterator
-	i       int
+	seq     floatSeq
 	started bool  // A sample has been emitted.
 	cur     bool  // The iterator is on an emitted sample.
 	t       int64 // Timestamp of the last emitted sample.
 	total   float64
 	lastV   float64 // Reference value: the last input value, or the true last raw value.
-	err     error
 }
 
 // NewApplyCounterResetsIterator reads the COUNTER aggregate chunks of one series, in
@@ -117,23 +143,16 @@ func NewApplyCounterResetsIterator(chks ...chunkenc.Iterator) chunkenc.Iterator 
 }
 
 func newApplyCounterResetsIterator(chks ...chunkenc.Iterator) *applyCounterResetsIterator {
-	return &applyCounterResetsIterator{its: chks}
+	return &applyCounterResetsIterator{seq: floatSeq{its: chks, what: "counter chunk"}}
 }
 
 func (it *applyCounterResetsIterator) Next() chunkenc.ValueType {
 	it.cur = false
-	for it.i < len(it.its) {
-		ok, err := nextFloat(it.its[it.i])
-		if err != nil {
-			it.err = fmt.Errorf("counter chunk %d: %w", it.i, err)
-			it.i = len(it.its)
+	for {
+		t, v, ok := it.seq.next()
+		if !ok {
 			return chunkenc.ValNone
 		}
-		if !ok {
-			it.i++
-			continue
-		}
-		t, v := it.its[it.i].At()
 		switch {
 		case math.IsNaN(v):
 			continue
@@ -154,7 +173,6 @@ func (it *applyCounterResetsIterator) Next() chunkenc.ValueType {
 		it.t, it.cur = t, true
 		return chunkenc.ValFloat
 	}
-	return chunkenc.ValNone
 }
 
 func (it *applyCounterResetsIterator) Seek(t millis) chunkenc.ValueType {
@@ -177,7 +195,7 @@ func seekByNext(it chunkenc.Iterator, positioned bool, t int64) chunkenc.ValueTy
 
 func (it *applyCounterResetsIterator) At() (int64, float64) { return it.t, it.total }
 func (it *applyCounterResetsIterator) AtT() int64           { return it.t }
-func (it *applyCounterResetsIterator) Err() error           { return it.err }
+func (it *applyCounterResetsIterator) Err() error           { return it.seq.err }
 
 // averageIterator implements NewAverageIterator.
 type averageIterator struct {
@@ -252,40 +270,30 @@ func (it *averageIterator) Err() error           { return it.err }
 // time.
 type chainIterator struct {
 	floatIterator
-	its     []chunkenc.Iterator
-	i       int
+	seq     floatSeq
 	started bool
 	cur     bool
 	t       int64
 	v       float64
-	err     error
 }
 
 func newChainIterator(its ...chunkenc.Iterator) *chainIterator {
-	return &chainIterator{its: its}
+	return &chainIterator{seq: floatSeq{its: its, what: "chunk"}}
 }
 
 func (it *chainIterator) Next() chunkenc.ValueType {
 	it.cur = false
-	for it.i < len(it.its) {
-		ok, err := nextFloat(it.its[it.i])
-		if err != nil {
-			it.err = fmt.Errorf("chunk %d: %w", it.i, err)
-			it.i = len(it.its)
+	for {
+		t, v, ok := it.seq.next()
+		if !ok {
 			return chunkenc.ValNone
 		}
-		if !ok {
-			it.i++
-			continue
-		}
-		t, v := it.its[it.i].At()
 		if it.started && t <= it.t {
 			continue
 		}
 		it.started, it.cur, it.t, it.v = true, true, t, v
 		return chunkenc.ValFloat
 	}
-	return chunkenc.ValNone
 }
 
 func (it *chainIterator) Seek(t millis) chunkenc.ValueType {
@@ -294,4 +302,4 @@ func (it *chainIterator) Seek(t millis) chunkenc.ValueType {
 
 func (it *chainIterator) At() (int64, float64) { return it.t, it.v }
 func (it *chainIterator) AtT() int64           { return it.t }
-func (it *chainIterator) Err() error           { return it.err }
+func (it *chainIterator) Err() error           { return it.seq.err }

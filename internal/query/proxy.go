@@ -104,8 +104,8 @@ func (p *Proxy) Series(ctx context.Context, req *storepb.SeriesRequest, storeMat
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	eps, problems := p.Select(req.GetMinTime(), req.GetMaxTime(), ms, storeMatchers)
-	ctx, cancel := context.WithCancel(ctx)
-	m := &MergeStream{cancel: cancel, abort: req.GetPartialResponseStrategy() == storepb.PartialResponseStrategy_ABORT}
+	m := &MergeStream{reqCtx: ctx, abort: req.GetPartialResponseStrategy() == storepb.PartialResponseStrategy_ABORT}
+	ctx, m.cancel = context.WithCancel(ctx)
 	m.warnings = append(m.warnings, problems...)
 	lim := storeapi.NewLimiter(p.limits)
 	for _, ep := range eps {
@@ -174,7 +174,10 @@ func (p *Proxy) recv(ctx context.Context, ep Endpoint, req *storepb.SeriesReques
 // labels from several endpoints (replicas once replica labels are stripped, or the same
 // data from a sidecar and a store gateway) become one MergedSeries.
 type MergeStream struct {
-	streams  []*endpointStream
+	streams []*endpointStream
+	// reqCtx is the request's context: once it is done, an endpoint that failed is a
+	// failed request, never a partial answer.
+	reqCtx   context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	abort    bool
@@ -237,6 +240,11 @@ func (m *MergeStream) advance(s *endpointStream) bool {
 	s.done, s.cur = true, nil
 	m.warnings = append(m.warnings, s.warnings...)
 	if s.err != nil {
+		if err := requestDone(m.reqCtx, "waiting for endpoint "+s.addr); err != nil && m.err == nil {
+			m.err = err
+			m.Close()
+			return false
+		}
 		if m.abort || status.Code(s.err) == codes.ResourceExhausted {
 			if m.err == nil { // the first failure is the cause; later ones follow from Close
 				m.err = s.err

@@ -381,6 +381,9 @@ func (q *querier) fanOutLabels(ctx context.Context, ms []*labels.Matcher, call l
 		}()
 	}
 	wg.Wait()
+	if err := requestDone(ctx, "looking up labels"); err != nil {
+		return nil, warnings, err
+	}
 	if firstErr != nil {
 		return nil, warnings, firstErr
 	}

@@ -77,7 +77,7 @@ func (s *StoreServer) Series(req *storepb.SeriesRequest, srv storepb.Store_Serie
 		}
 	}
 	if err := stream.Err(); err != nil {
-		return status.Error(status.Code(err), err.Error())
+		return grpcError(err, codes.Unknown)
 	}
 	for _, w := range stream.Warnings() {
 		if err := sender.Warning(w); err != nil {
@@ -114,7 +114,7 @@ func (s *StoreServer) LabelNames(ctx context.Context, req *storepb.LabelNamesReq
 	}
 	names, ws, err := q.LabelNames(ctx, &storage.LabelHints{Limit: int(req.GetLimit())}, ms...)
 	if err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
+		return nil, grpcError(err, codes.Unavailable)
 	}
 	return &storepb.LabelNamesResponse{Names: names, Warnings: warningStrings(ws)}, nil
 }
@@ -130,7 +130,7 @@ func (s *StoreServer) LabelValues(ctx context.Context, req *storepb.LabelValuesR
 	}
 	vals, ws, err := q.LabelValues(ctx, req.GetLabel(), &storage.LabelHints{Limit: int(req.GetLimit())}, ms...)
 	if err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
+		return nil, grpcError(err, codes.Unavailable)
 	}
 	return &storepb.LabelValuesResponse{Values: vals, Warnings: warningStrings(ws)}, nil
 }

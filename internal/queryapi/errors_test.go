@@ -145,3 +145,26 @@ func TestErrorTypeStatusCodes(t *testing.T) {
 		}
 	}
 }
+
+// A storage that gives up at the deadline with a warning and no error (partial response)
+// must not turn into a 200 with no data: the request timed out, and says so as
+// Prometheus does.
+func TestDeadlineIsTimeoutWithPartialResponse(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	f.rec.blockThenWarn = true
+	want := `{"status":"error","errorType":"timeout","error":"timeout: context deadline exceeded"}`
+	for _, c := range []struct {
+		path   string
+		params []string
+	}{
+		{"/api/v1/query", []string{"query", "up", "time", "1700000600", "timeout", "50ms"}},
+		{"/api/v1/query_range", []string{"query", "up", "start", "1700000000", "end", "1700000600", "step", "15", "timeout", "50ms"}},
+		{"/api/v1/series", []string{"match[]", "up", "timeout", "50ms"}},
+		{"/api/v1/labels", []string{"timeout", "50ms"}},
+	} {
+		code, body := f.get(t, c.path, vals(c.params...))
+		if code != 503 || !strings.Contains(body, `"errorType":"timeout"`) {
+			t.Errorf("%s past its timeout: %d %s; want 503 %s", c.path, code, body, want)
+		}
+	}
+}

@@ -103,6 +103,10 @@ type recorder struct {
 	selectErr error
 	// block makes Select wait for its context to end.
 	block bool
+	// blockThenWarn makes Select and label calls wait for their context to end, then
+	// answer nothing with a warning and no error, as a storage with partial response
+	// whose endpoints did not answer in time might.
+	blockThenWarn bool
 }
 
 func (r *recorder) factory(o query.Options) storage.Queryable {
@@ -147,6 +151,10 @@ func (q *testQuerier) Select(ctx context.Context, sorted bool, hints *storage.Se
 		<-ctx.Done()
 		return storage.ErrSeriesSet(ctx.Err())
 	}
+	if q.r.blockThenWarn {
+		<-ctx.Done()
+		return &warnSet{SeriesSet: storage.EmptySeriesSet(), extra: annotations.New().Add(errors.New("endpoint gone quiet"))}
+	}
 	if q.r.selectErr != nil {
 		return storage.ErrSeriesSet(q.r.selectErr)
 	}
@@ -154,6 +162,10 @@ func (q *testQuerier) Select(ctx context.Context, sorted bool, hints *storage.Se
 }
 
 func (q *testQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if q.r.blockThenWarn {
+		<-ctx.Done()
+		return nil, annotations.New().Add(errors.New("endpoint gone quiet")), nil
+	}
 	if q.r.selectErr != nil {
 		return nil, nil, q.r.selectErr
 	}

@@ -1,6 +1,7 @@
 package queryapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,7 +119,7 @@ func (*API) selectSeries(ctx context.Context, q storage.Querier, m metadataRange
 		metrics = append(metrics, set.At().Labels())
 	}
 	if !truncated {
-		if err := set.Err(); err != nil {
+		if err := cmp.Or(set.Err(), ctx.Err()); err != nil {
 			return errResult(toAPIError(err))
 		}
 	}
@@ -234,6 +235,9 @@ func lookupLabels(ctx context.Context, q storage.Querier, m metadataRange, call 
 			vals = append(vals, v...)
 		}
 		slices.Sort(vals)
+	}
+	if err := ctx.Err(); err != nil { // endpoints cut short by the deadline: not an answer
+		return errResult(toAPIError(err))
 	}
 	vals = slices.Compact(vals)
 	if vals == nil {

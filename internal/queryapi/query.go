@@ -120,6 +120,11 @@ func (a *API) execute(r *http.Request, limit int, maxSourceResolution int64, bui
 		return errResult(constructionError(err))
 	}
 	res := qry.Exec(ctx)
+	if res.Err == nil {
+		// A result assembled after the deadline may lack what the endpoints had not sent
+		// yet (partial response turns their failures into warnings): it is a timeout.
+		res.Err = ctx.Err()
+	}
 	if res.Err != nil {
 		qry.Close()
 		return errResult(toAPIError(res.Err))

@@ -167,6 +167,7 @@ func TestQueryHA(t *testing.T) {
 	t.Run("BothReplicasUp", func(t *testing.T) {
 		// Longest first: at most GOMAXPROCS of them run at once (go test -parallel).
 		t.Run("HangingEndpoints", func(t *testing.T) { t.Parallel(); testHangingEndpoints(t, f) })
+		t.Run("Timeouts", func(t *testing.T) { t.Parallel(); testTimeouts(t, f) })
 		t.Run("UnknownEndpoints", func(t *testing.T) { t.Parallel(); testUnknownEndpoints(t, f) })
 		t.Run("StackedQuerier", func(t *testing.T) { t.Parallel(); testStackedQuerier(t, f) })
 		t.Run("Promtool", func(t *testing.T) { t.Parallel(); testPromtool(t, f) })

@@ -34,6 +34,7 @@ func main() {
 	registerQuery(app, cmds)
 	registerStore(app, cmds)
 	registerCompact(app, cmds)
+	registerReceive(app, cmds)
 
 	cmd, err := app.Parse(os.Args[1:])
 	if err != nil {

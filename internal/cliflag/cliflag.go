@@ -4,11 +4,13 @@ package cliflag
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Duration registers a Prometheus model duration flag (ms, s, m, h, d, w, y).
@@ -93,3 +95,30 @@ var (
 	MinTimeDefault = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	MaxTimeDefault = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).UnixMilli()
 )
+
+// ParseLabels parses --label values of the form name="value" (the value quoted as a Go
+// string) into a label set. Names must be valid and unique.
+func ParseLabels(flags []string) (labels.Labels, error) {
+	b := labels.NewScratchBuilder(len(flags))
+	seen := map[string]struct{}{}
+	for _, f := range flags {
+		name, quoted, ok := strings.Cut(f, "=")
+		if !ok {
+			return labels.EmptyLabels(), fmt.Errorf("label %q: want name=\"value\"", f)
+		}
+		if !model.LabelName(name).IsValid() {
+			return labels.EmptyLabels(), fmt.Errorf("label %q: invalid name %q", f, name)
+		}
+		value, err := strconv.Unquote(quoted)
+		if err != nil {
+			return labels.EmptyLabels(), fmt.Errorf("label %q: the value must be quoted, as in %s=\"value\": %w", f, name, err)
+		}
+		if _, dup := seen[name]; dup {
+			return labels.EmptyLabels(), fmt.Errorf("label %q: %q given twice", f, name)
+		}
+		seen[name] = struct{}{}
+		b.Add(name, value)
+	}
+	b.Sort()
+	return b.Labels(), nil
+}

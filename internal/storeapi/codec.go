@@ -28,7 +28,21 @@ func Codec() encoding.CodecV2 {
 
 func (codec) Name() string { return "proto" }
 
+// gogoMessage is a message that encodes itself: the remote-write messages of
+// writepb, built on Prometheus' gogo-generated types, which protobuf-go cannot encode.
+type gogoMessage interface {
+	Marshal() ([]byte, error)
+	Unmarshal([]byte) error
+}
+
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	if g, ok := v.(gogoMessage); ok {
+		b, err := g.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
 	m, ok := v.(*storepb.SeriesResponse)
 	if !ok {
 		return c.proto.Marshal(v)
@@ -96,6 +110,9 @@ func (p *framePool) Put(b *[]byte) {
 // label strings and chunk data then alias: one copy of the frame instead of one per
 // chunk, and it lives exactly as long as something refers to it.
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if g, ok := v.(gogoMessage); ok {
+		return g.Unmarshal(data.Materialize())
+	}
 	m, ok := v.(*storepb.SeriesResponse)
 	if !ok {
 		return c.proto.Unmarshal(data, v)

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/cliflag"
+	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/receive"
+	"github.com/vigilhq/vigil/internal/storeapi"
+)
+
+// receiveConfig turns the parsed flags into the receiver's configuration; the returned
+// function closes the bucket.
+func receiveConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry, f *receiveFlags) (receive.Config, func(), error) {
+	cfg := f.cfg
+	ext, err := cliflag.ParseLabels(f.labels)
+	if err != nil || ext.IsEmpty() {
+		return cfg, nil, fmt.Errorf("--label: at least one label is required (%v)", err)
+	}
+	cfg.TSDB.Labels = ext
+	cfg.TSDB.Retention, cfg.TSDB.OutOfOrderWindow, cfg.TSDB.BlockDuration = *f.retention, *f.ooo, *f.block
+	cfg.Distributor.ForwardTimeout, cfg.UploadEvery = *f.forwardTimeout, *f.upload
+	cfg.HashringsPoll, cfg.LimitsReload = *f.hashringsPoll, *f.limitsPoll
+	cfg.Hashrings = []byte(f.hashringsInline)
+	compression := f.compression
+	if compression == "none" {
+		compression = ""
+	}
+	cfg.Distributor.DialOptions = storeapi.DialOptions(nil, compression)
+	limits := []byte(f.limitsInline)
+	if f.limitsFile != "" {
+		if limits, err = os.ReadFile(f.limitsFile); err != nil {
+			return cfg, nil, fmt.Errorf("read --receive.limits-config-file: %w", err)
+		}
+		cfg.LimitsFile = f.limitsFile
+	}
+	lc, err := receive.ParseLimits(limits)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Handler.Limits = receive.NewLimits(lc)
+	content, err := f.objstore.Content()
+	if err != nil {
+		return cfg, nil, err
+	}
+	if content == nil {
+		logger.Info("no object storage configured (--objstore.config or --objstore.config-file); blocks stay local")
+		return cfg, func() {}, nil
+	}
+	bkt, err := objstore.NewBucket(ctx, content, logger, reg, "receive")
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.TSDB.Bucket = bkt
+	return cfg, func() { _ = bkt.Close() }, nil
+}

@@ -1,0 +1,169 @@
+package hashring
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// pollInterval is how often the watcher looks for a changed file between
+// forced re-reads. Polling content (not fsnotify) also catches the symlink
+// swaps Kubernetes uses to update mounted ConfigMaps.
+const pollInterval = time.Second
+
+// Watcher keeps a Ring in sync with a hashrings file.
+type Watcher struct {
+	path             string
+	interval         time.Duration
+	defaultAlgorithm string
+	logger           *slog.Logger
+
+	ring atomic.Pointer[Ring]
+	// loaded is the content hash behind ring; seen is the content hash of the
+	// last read, valid or not, so a broken file is reported once per change
+	// (and again at each forced re-read), not once per poll.
+	loaded, seen [sha256.Size]byte
+	readFailed   bool // the last read failed; reported again only when forced
+
+	errors      prometheus.Counter
+	changes     prometheus.Counter
+	lastSuccess prometheus.Gauge
+	successful  prometheus.Gauge
+}
+
+// NewWatcher reads the hashrings file at path once and fails if it is invalid.
+// interval is the period of forced re-reads (the refresh-interval flag); the
+// file is also polled for changes every second. logger and reg may be nil.
+func NewWatcher(path string, interval time.Duration, defaultAlgorithm string, logger *slog.Logger, reg prometheus.Registerer) (*Watcher, error) {
+	if interval <= 0 {
+		return nil, fmt.Errorf("hashrings file refresh interval must be positive, got %s", interval)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := promauto.With(reg)
+	w := &Watcher{
+		path:             path,
+		interval:         interval,
+		defaultAlgorithm: defaultAlgorithm,
+		logger:           logger,
+		errors: f.NewCounter(prometheus.CounterOpts{Name: "vigil_receive_hashrings_file_errors_total",
+			Help: "Reads of the hashrings file that failed or found an invalid config."}),
+		changes: f.NewCounter(prometheus.CounterOpts{Name: "vigil_receive_hashrings_file_changes_total",
+			Help: "Times a changed, valid hashrings file was loaded."}),
+		lastSuccess: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_receive_hashrings_file_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful read of the hashrings file."}),
+		successful: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_receive_hashrings_file_last_reload_successful",
+			Help: "1 if the last read of the hashrings file gave a valid config, else 0."}),
+	}
+	ring, sum, err := w.load()
+	if err != nil {
+		return nil, err
+	}
+	w.ring.Store(ring)
+	w.loaded, w.seen = sum, sum
+	w.successful.Set(1)
+	w.lastSuccess.SetToCurrentTime()
+	return w, nil
+}
+
+// Ring returns the ring of the last valid file.
+func (w *Watcher) Ring() *Ring {
+	return w.ring.Load()
+}
+
+// Run watches the file until ctx is done, calling onChange (from Run's
+// goroutine) with each new valid ring; the initial ring is not passed, read it
+// with Ring. A missing or invalid file keeps the current ring. Call Run once.
+func (w *Watcher) Run(ctx context.Context, onChange func(*Ring)) {
+	poll := time.NewTicker(min(pollInterval, w.interval))
+	defer poll.Stop()
+	force := time.NewTicker(w.interval)
+	defer force.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+			w.refresh(false, onChange)
+		case <-force.C:
+			w.refresh(true, onChange)
+		}
+	}
+}
+
+// refresh reads the file and swaps the ring if the content changed and is
+// valid. A forced refresh also re-reports a file that is still broken.
+func (w *Watcher) refresh(force bool, onChange func(*Ring)) {
+	data, err := os.ReadFile(w.path)
+	if err != nil {
+		if !w.readFailed || force {
+			w.fail(fmt.Errorf("reading hashrings file: %w", err))
+		}
+		w.readFailed = true
+		return
+	}
+	sum := sha256.Sum256(data)
+	if sum == w.seen && !w.readFailed && !force {
+		return
+	}
+	w.seen, w.readFailed = sum, false
+	if sum == w.loaded {
+		w.succeed()
+		return
+	}
+	ring, err := w.parse(data)
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	w.ring.Store(ring)
+	w.loaded = sum
+	w.changes.Inc()
+	w.succeed()
+	w.logger.Info("loaded changed hashrings file", "path", w.path, "endpoints", len(ring.Endpoints()))
+	if onChange != nil {
+		onChange(ring)
+	}
+}
+
+// load reads and parses the file for NewWatcher.
+func (w *Watcher) load() (*Ring, [sha256.Size]byte, error) {
+	data, err := os.ReadFile(w.path)
+	if err != nil {
+		return nil, [sha256.Size]byte{}, fmt.Errorf("reading hashrings file: %w", err)
+	}
+	ring, err := w.parse(data)
+	return ring, sha256.Sum256(data), err
+}
+
+// parse turns file content into a Ring.
+func (w *Watcher) parse(data []byte) (*Ring, error) {
+	cfgs, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("hashrings file %s: %w", w.path, err)
+	}
+	ring, err := New(cfgs, w.defaultAlgorithm)
+	if err != nil {
+		return nil, fmt.Errorf("hashrings file %s: %w", w.path, err)
+	}
+	return ring, nil
+}
+
+func (w *Watcher) succeed() {
+	w.successful.Set(1)
+	w.lastSuccess.SetToCurrentTime()
+}
+
+func (w *Watcher) fail(err error) {
+	w.errors.Inc()
+	w.successful.Set(0)
+	w.logger.Error("hashrings file is invalid, keeping the current hashrings", "path", w.path, "err", err)
+}

@@ -56,6 +56,8 @@ func registerReceive(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd.Flag("receive.limits-config", "Inline YAML write limits (instead of a file).").Default("").StringVar(&f.limitsInline)
 	f.limitsPoll = durationFlag(cmd, "receive.limits-config-reload-interval", "How often the limits file is checked for changes.", "15s")
 	f.forwardTimeout = cliflag.Duration(cmd.Flag("receive-forward-timeout", "Timeout of each write forwarded to another receiver.").Default("5s").Hidden())
+	cmd.Flag("store.limits.request-series", "Maximum series one Series request may return (0 = unlimited); over it the request fails with ResourceExhausted.").Default("0").Int64Var(&c.TSDB.Store.Limits.Series)
+	cmd.Flag("store.limits.request-samples", "Maximum samples one Series request may return (0 = unlimited); over it the request fails with ResourceExhausted.").Default("0").Int64Var(&c.TSDB.Store.Limits.Samples)
 	f.upload = cliflag.Duration(cmd.Flag("shipper.upload-interval", "How often finished blocks are uploaded.").Default("30s").Hidden())
 	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
 		return runReceive(ctx, logger, reg, f)

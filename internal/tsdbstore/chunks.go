@@ -120,33 +120,16 @@ func (r *chunkReader) reencode(dst []chunks.Meta, m chunks.Meta) ([]chunks.Meta,
 		if vt != want {
 			return dst, fmt.Errorf("%s sample in a %s chunk", vt, m.Chunk.Encoding())
 		}
-		var (
-			t    int64
-			next chunkenc.Chunk
-			cut  bool
-		)
-		switch vt {
-		case chunkenc.ValFloat:
-			var v float64
-			t, v = r.smp.At()
-			app.Append(0, t, v)
-		case chunkenc.ValHistogram:
-			var h *histogram.Histogram // not reused: the appender keeps its spans
-			t, h = r.smp.AtHistogram(nil)
-			next, cut, app, err = appendHistogram(app, t, h, nil)
-		default:
-			var fh *histogram.FloatHistogram
-			t, fh = r.smp.AtFloatHistogram(nil)
-			next, cut, app, err = appendHistogram(app, t, nil, fh)
-		}
+		t, next, cut, nextApp, err := appendSample(app, r.smp, vt)
 		if err != nil {
 			return dst, fmt.Errorf("re-encode %s chunk as %s: %w", m.Chunk.Encoding(), enc, err)
 		}
+		app = nextApp
 		if cut {
 			dst = append(dst, cur)
 			cur = chunks.Meta{Chunk: next, MinTime: t}
 		} else if next != nil {
-			cur.Chunk = next // recoded in place to fit the sample
+			cur.Chunk = next // recoded to fit the sample
 		}
 		cur.MinTime, cur.MaxTime = min(cur.MinTime, t), t
 	}
@@ -159,15 +142,26 @@ func (r *chunkReader) reencode(dst []chunks.Meta, m chunks.Meta) ([]chunks.Meta,
 	return dst, nil
 }
 
-// appendHistogram appends h or fh, letting the appender cut or recode the chunk. cut
-// reports that next is a new chunk starting with this sample; otherwise a non-nil next
-// replaces the current chunk.
-func appendHistogram(app chunkenc.Appender, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (next chunkenc.Chunk, cut bool, _ chunkenc.Appender, err error) {
+// appendSample appends the iterator's current sample of type vt. A histogram appender
+// may need another chunk: cut reports that next is a new chunk starting with this sample;
+// otherwise a non-nil next is the current chunk recoded, which replaces it. The returned
+// appender takes the next sample.
+func appendSample(app chunkenc.Appender, it chunkenc.Iterator, vt chunkenc.ValueType) (t int64, next chunkenc.Chunk, cut bool, _ chunkenc.Appender, err error) {
 	var recoded bool
-	if h != nil {
+	switch vt {
+	case chunkenc.ValFloat:
+		var v float64
+		t, v = it.At()
+		app.Append(0, t, v)
+		return t, nil, false, app, nil
+	case chunkenc.ValHistogram:
+		var h *histogram.Histogram // not reused: the appender keeps its spans
+		t, h = it.AtHistogram(nil)
 		next, recoded, app, err = app.AppendHistogram(nil, 0, t, h, false)
-	} else {
+	default:
+		var fh *histogram.FloatHistogram
+		t, fh = it.AtFloatHistogram(nil)
 		next, recoded, app, err = app.AppendFloatHistogram(nil, 0, t, fh, false)
 	}
-	return next, next != nil && !recoded, app, err
+	return t, next, next != nil && !recoded, app, err
 }

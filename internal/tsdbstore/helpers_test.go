@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/storeapi"
-	"github.com/vigilhq/vigil/internal/storeapi/infopb"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -102,15 +101,16 @@ func appendSeries(tb testing.TB, db *tsdb.DB, lset labels.Labels, samples []samp
 	}
 }
 
-// serve starts a gRPC server on loopback for api and info and returns a client for it.
-func serve(tb testing.TB, api storeapi.StoreAPI, info infopb.InfoServer) *storeapi.Client {
+// serve starts a gRPC server on loopback with what register puts on it and returns a
+// client for it.
+func serve(tb testing.TB, register func(*grpc.Server)) *storeapi.Client {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	srv := grpc.NewServer(grpc.ForceServerCodecV2(storeapi.Codec()))
-	storeapi.Register(srv, api, info, storepb.StoreType_RECEIVE)
+	register(srv)
 	go func() { _ = srv.Serve(ln) }()
 	c, err := storeapi.Dial(ln.Addr().String(), storeapi.DialOptions(nil, "")...)
 	if err != nil {
@@ -123,7 +123,8 @@ func serve(tb testing.TB, api storeapi.StoreAPI, info infopb.InfoServer) *storea
 // serveStore serves one Store, with Info from a Multi over it.
 func serveStore(tb testing.TB, s *Store) *storeapi.Client {
 	tb.Helper()
-	return serve(tb, s, NewMulti(func() []*Store { return []*Store{s} }, storepb.StoreType_RECEIVE, MultiOptions{}))
+	info := NewMulti(func() []*Store { return []*Store{s} }, storepb.StoreType_RECEIVE, MultiOptions{})
+	return serve(tb, func(srv *grpc.Server) { storeapi.Register(srv, s, info, storepb.StoreType_RECEIVE) })
 }
 
 // collect runs a Series call and returns its series, warnings and error.

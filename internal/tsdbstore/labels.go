@@ -20,7 +20,8 @@ var errEmptyLabel = status.Error(codes.InvalidArgument, "label name parameter ca
 
 // LabelNames returns the label names of the series matching the request, plus the
 // external label names if any series match, minus the stripped replica labels; sorted
-// and cut to the request's limit.
+// and cut to the request's limit. As in Prometheus' label APIs, the time range selects
+// blocks and the head, not single series.
 func (s *Store) LabelNames(ctx context.Context, req *storepb.LabelNamesRequest) (*storepb.LabelNamesResponse, error) {
 	ms, err := matchersFromProto(req.GetMatchers())
 	if err != nil {

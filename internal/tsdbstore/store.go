@@ -16,10 +16,12 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/storeapi"
+	"github.com/vigilhq/vigil/internal/storeapi/infopb"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -30,13 +32,21 @@ type DB interface {
 	StartTime() (int64, error)
 }
 
+var (
+	_ DB                = (*tsdb.DB)(nil)
+	_ storeapi.StoreAPI = (*Store)(nil)
+	_ storeapi.StoreAPI = (*Multi)(nil)
+	_ infopb.InfoServer = (*Multi)(nil)
+)
+
 // Options configure a Store.
 type Options struct {
 	// Logger receives what is worth an operator's attention; nil discards.
 	Logger *slog.Logger
 	// Limits bound one Series request (--store.limits.request-series and
 	// --store.limits.request-samples); zero values mean unlimited. The series limit also
-	// bounds how many series the external-label re-sort may hold back.
+	// bounds how many series the external-label re-sort may hold back, also when the
+	// Store is served through a Multi (whose own limits count the merged answer).
 	Limits storeapi.RequestLimits
 }
 

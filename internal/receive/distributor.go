@@ -98,6 +98,9 @@ type replicaBatch struct {
 // write (0 for a client's write), which is stored locally as is.
 func (d *Distributor) Write(ctx context.Context, tenant string, series []prompb.TimeSeries, replica int64) error {
 	ring := d.ring.Load()
+	if len(series) == 0 {
+		return nil
+	}
 	if ring == nil || replica > 0 {
 		return d.writer.Write(ctx, tenant, series)
 	}
@@ -141,11 +144,19 @@ type batchResult struct {
 	err error
 }
 
-// replicate writes every batch concurrently and returns once each series has a quorum
-// of successful replicas, or once one series can no longer reach it. Writes still
-// running then go on in the background, bounded by the forward timeout, so that a
-// slow replica still gets its copy.
+// stragglerGrace is the least time the replicas still writing get once every series
+// has its quorum.
+const stragglerGrace = 100 * time.Millisecond
+
+// replicate writes every batch concurrently. It fails as soon as one series can no
+// longer reach its quorum. Once every series has its quorum it still waits for the other
+// replicas, for at most max(stragglerGrace, twice the time the quorum took): a client
+// sends a series' next samples only after this answer, and a replica that got them
+// before the current ones would refuse the current ones as out of order. A replica
+// slower than that is left to finish in the background (bounded by the forward timeout)
+// and misses samples only if it is that far behind.
 func (d *Distributor) replicate(ctx context.Context, tenant string, series []prompb.TimeSeries, batches []*replicaBatch) error {
+	start := time.Now()
 	quorum := writeQuorum(d.rf)
 	maxFailures := d.rf - quorum
 	results := make(chan batchResult, len(batches))
@@ -160,10 +171,13 @@ func (d *Distributor) replicate(ctx context.Context, tenant string, series []pro
 	failed := make([]int8, len(series))
 	done := 0
 	var errs []error
+	var grace <-chan time.Time
 	for range batches {
 		var r batchResult
 		select {
 		case r = <-results:
+		case <-grace:
+			return nil
 		case <-ctx.Done():
 			return &WriteError{Cause: CauseUnavailable, Err: fmt.Errorf("waiting for replicas: %w", ctx.Err())}
 		}
@@ -179,9 +193,12 @@ func (d *Distributor) replicate(ctx context.Context, tenant string, series []pro
 				return quorumError(errs, quorum, d.rf)
 			}
 		}
-		if done == len(series) {
-			return nil
+		if done == len(series) && grace == nil {
+			grace = time.After(max(stragglerGrace, 2*time.Since(start)))
 		}
+	}
+	if done == len(series) {
+		return nil
 	}
 	return quorumError(errs, quorum, d.rf)
 }

@@ -70,6 +70,7 @@ func runReceive(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		return fmt.Errorf("receive: %w", err)
 	}
 	defer closeBucket()
+	f.srv.grpc.ReceiveWindow = receive.GRPCReceiveWindow
 	s, err := newServers(logger, reg, f.srv)
 	if err != nil {
 		return err

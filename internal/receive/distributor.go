@@ -34,6 +34,11 @@ type Distributor struct {
 	forwards *prometheus.CounterVec
 }
 
+// GRPCReceiveWindow is the flow-control window of each incoming gRPC stream of a
+// receiver: a forwarded write (often several hundred KB) arrives without waiting for
+// window updates, which under concurrent writes stalled calls for seconds.
+const GRPCReceiveWindow = 8 << 20
+
 // DistributorOptions configure a Distributor.
 type DistributorOptions struct {
 	// LocalEndpoint is this receiver's address in the ring (--receive.local-endpoint).
@@ -97,18 +102,29 @@ type replicaBatch struct {
 // Write stores series for tenant. replica is the 1-based replica number of a forwarded
 // write (0 for a client's write), which is stored locally as is.
 func (d *Distributor) Write(ctx context.Context, tenant string, series []prompb.TimeSeries, replica int64) error {
-	ring := d.ring.Load()
-	if len(series) == 0 {
-		return nil
+	return d.write(ctx, tenant, series, replica, nil)
+}
+
+// write is Write that calls release, if not nil, once nothing reads series any more:
+// after the answer, when replicas are still writing in the background.
+func (d *Distributor) write(ctx context.Context, tenant string, series []prompb.TimeSeries, replica int64, release func()) error {
+	if release == nil {
+		release = func() {}
 	}
-	if ring == nil || replica > 0 {
+	ring := d.ring.Load()
+	if len(series) == 0 || ring == nil || replica > 0 {
+		defer release()
+		if len(series) == 0 {
+			return nil
+		}
 		return d.writer.Write(ctx, tenant, series)
 	}
 	batches, err := d.place(ring, tenant, series)
 	if err != nil {
+		release()
 		return err
 	}
-	return d.replicate(ctx, tenant, series, batches)
+	return d.replicate(ctx, tenant, series, batches, release)
 }
 
 // place groups the series by the endpoint and replica number that store them.
@@ -155,7 +171,7 @@ const stragglerGrace = 100 * time.Millisecond
 // before the current ones would refuse the current ones as out of order. A replica
 // slower than that is left to finish in the background (bounded by the forward timeout)
 // and misses samples only if it is that far behind.
-func (d *Distributor) replicate(ctx context.Context, tenant string, series []prompb.TimeSeries, batches []*replicaBatch) error {
+func (d *Distributor) replicate(ctx context.Context, tenant string, series []prompb.TimeSeries, batches []*replicaBatch, release func()) error {
 	start := time.Now()
 	quorum := writeQuorum(d.rf)
 	maxFailures := d.rf - quorum
@@ -165,7 +181,7 @@ func (d *Distributor) replicate(ctx context.Context, tenant string, series []pro
 	for _, b := range batches {
 		wg.Go(func() { results <- batchResult{b, d.writeBatch(fctx, tenant, series, b)} })
 	}
-	go func() { wg.Wait(); cancel() }()
+	go func() { wg.Wait(); cancel(); release() }()
 
 	ok := make([]int8, len(series))
 	failed := make([]int8, len(series))

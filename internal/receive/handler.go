@@ -8,13 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/vigilhq/vigil/internal/storeapi/writepb"
 )
 
 // DefaultTenantHeader is the header Thanos receivers take the tenant from.
@@ -51,7 +52,7 @@ type Handler struct {
 	gate   chan struct{}
 	otlp   http.Handler
 
-	bufs     sync.Pool
+	bufs     bufPool
 	requests *prometheus.CounterVec
 	samples  prometheus.Counter
 }
@@ -152,9 +153,14 @@ func (h *Handler) serveRemoteWrite(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("unsupported content encoding %q: want snappy", enc), http.StatusUnsupportedMediaType)
 		return
 	}
-	tenant, series, stats, err := h.decode(r, msg)
+	bufs := h.bufs.get()
+	tenant, series, stats, err := h.decode(r, msg, bufs)
 	if err == nil {
-		err = h.store(r.Context(), tenant, series)
+		// The pool gets the buffers back once nothing reads the series any more, which
+		// may be after this answer (replicas still writing in the background).
+		err = h.store(r.Context(), tenant, series, func() { h.bufs.put(bufs) })
+	} else {
+		h.bufs.put(bufs)
 	}
 	if msg == protoV2 {
 		stats.writeHeaders(w, err == nil)
@@ -172,16 +178,14 @@ func (h *Handler) serveRemoteWrite(w http.ResponseWriter, r *http.Request) {
 }
 
 // decode reads, decompresses and decodes the body into 1.0 series, within the
-// tenant's size limit.
-func (h *Handler) decode(r *http.Request, msg string) (string, []prompb.TimeSeries, v2Stats, error) {
+// tenant's size limit. The series of a 1.0 request alias bufs.raw.
+func (h *Handler) decode(r *http.Request, msg string, bufs *requestBufs) (string, []prompb.TimeSeries, v2Stats, error) {
 	tenant, err := h.tenant(r)
 	if err != nil {
 		return "", nil, v2Stats{}, &WriteError{Cause: CauseBadRequest, Err: err}
 	}
 	sizeLimit, _, _ := h.opts.Limits.Request(tenant)
-	buf := h.getBuf()
-	defer h.bufs.Put(buf)
-	body, err := readBody(r, sizeLimit, buf)
+	body, err := readBody(r, sizeLimit, &bufs.body)
 	if err != nil {
 		return tenant, nil, v2Stats{}, err
 	}
@@ -192,12 +196,10 @@ func (h *Handler) decode(r *http.Request, msg string) (string, []prompb.TimeSeri
 	if n > maxDecodedBytes {
 		return tenant, nil, v2Stats{}, writeErr(CauseTooLarge, "decompressed request body of %d bytes is over the %d-byte bound", n, maxDecodedBytes)
 	}
-	raw := h.getBuf()
-	defer h.bufs.Put(raw)
-	if cap(*raw) < n {
-		*raw = make([]byte, n)
+	if cap(bufs.raw) < n {
+		bufs.raw = make([]byte, n)
 	}
-	dec, err := snappy.Decode((*raw)[:n], body)
+	dec, err := snappy.Decode(bufs.raw[:n], body)
 	if err != nil {
 		return tenant, nil, v2Stats{}, writeErr(CauseBadRequest, "snappy-decode request body: %w", err)
 	}
@@ -205,19 +207,11 @@ func (h *Handler) decode(r *http.Request, msg string) (string, []prompb.TimeSeri
 		series, stats, err := decodeV2(dec)
 		return tenant, series, stats, err
 	}
-	var req prompb.WriteRequest
-	if err := req.Unmarshal(dec); err != nil {
+	bufs.series, err = writepb.DecodeSeries(dec, bufs.series)
+	if err != nil {
 		return tenant, nil, v2Stats{}, writeErr(CauseBadRequest, "decode remote-write 1.0 request: %w", err)
 	}
-	return tenant, req.Timeseries, v2Stats{}, nil
-}
-
-func (h *Handler) getBuf() *[]byte {
-	if b, ok := h.bufs.Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, 0, 64<<10)
-	return &b
+	return tenant, bufs.series, v2Stats{}, nil
 }
 
 // readBody reads the compressed body into buf, refusing more than limit bytes (0 = the
@@ -231,7 +225,7 @@ func readBody(r *http.Request, limit int64, buf *[]byte) ([]byte, error) {
 	}
 	b := (*buf)[:0]
 	if r.ContentLength > 0 && int64(cap(b)) < r.ContentLength {
-		b = make([]byte, 0, r.ContentLength)
+		b = make([]byte, 0, r.ContentLength+512) // room to see EOF without growing
 	}
 	for {
 		if len(b) == cap(b) {
@@ -252,8 +246,17 @@ func readBody(r *http.Request, limit int64, buf *[]byte) ([]byte, error) {
 	}
 }
 
-// store checks the request limits and writes the series.
-func (h *Handler) store(ctx context.Context, tenant string, series []prompb.TimeSeries) error {
+// store checks the request limits and writes the series. release, if not nil, is called
+// once nothing reads series any more.
+func (h *Handler) store(ctx context.Context, tenant string, series []prompb.TimeSeries, release func()) error {
+	done := false
+	if release != nil {
+		defer func() {
+			if !done {
+				release()
+			}
+		}()
+	}
 	if !h.opts.Ready() {
 		return writeErr(CauseUnavailable, "receiver is not ready")
 	}
@@ -279,7 +282,8 @@ func (h *Handler) store(ctx context.Context, tenant string, series []prompb.Time
 			return writeErr(CauseUnavailable, "waiting for a write slot (max_concurrency): %w", ctx.Err())
 		}
 	}
-	if err := h.dist.Write(ctx, tenant, series, 0); err != nil {
+	done = true // the distributor releases from here on
+	if err := h.dist.write(ctx, tenant, series, 0, release); err != nil {
 		return err
 	}
 	h.samples.Add(float64(samples))

@@ -122,7 +122,7 @@ func (a *otlpAppender) Commit() error {
 	if a.call == nil {
 		return nil
 	}
-	a.call.err = a.h.store(a.ctx, a.call.tenant, a.series)
+	a.call.err = a.h.store(a.ctx, a.call.tenant, a.series, nil)
 	return a.call.err
 }
 

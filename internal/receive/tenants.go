@@ -68,6 +68,7 @@ type tenant struct {
 	store     *tsdbstore.Store
 	ship      *shipper.Shipper
 	lastWrite atomic.Int64 // wall-clock ms of the last successful append
+	refs      *refCache
 
 	// mu is held for reading by each append and for writing while the tenant is
 	// retired, so that no append reaches a closed TSDB.
@@ -175,7 +176,7 @@ func (t *Tenants) open(name string) (*tenant, error) {
 		return nil, fmt.Errorf("open TSDB of tenant %q: %w", name, err)
 	}
 	ext := t.ExternalLabels(name)
-	tn := &tenant{name: name, db: db, store: tsdbstore.New(db, ext, t.opts.Store)}
+	tn := &tenant{name: name, db: db, store: tsdbstore.New(db, ext, t.opts.Store), refs: newRefCache()}
 	tn.lastWrite.Store(time.Now().UnixMilli())
 	if t.opts.Bucket != nil {
 		tn.ship, err = shipper.New(t.logger.With("tenant", name), reg, t.opts.Bucket, shipper.Options{
@@ -216,15 +217,26 @@ func (t *Tenants) snapshot() []*tenant {
 	return out
 }
 
-// Run uploads finished blocks every interval (when a bucket is set) and removes tenants
-// idle for longer than the retention, until ctx is done.
+// refCacheSweep is how often each tenant's series-reference cache forgets the series
+// that were not written since the previous sweep.
+const refCacheSweep = 15 * time.Minute
+
+// Run uploads finished blocks every interval (when a bucket is set), removes tenants
+// idle for longer than the retention and sweeps the reference caches, until ctx is done.
 func (t *Tenants) Run(ctx context.Context, interval time.Duration) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	sweep := time.NewTicker(refCacheSweep)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-sweep.C:
+			for _, tn := range t.snapshot() {
+				tn.refs.sweep()
+			}
+			continue
 		case <-tick.C:
 		}
 		t.upload(ctx)

@@ -51,8 +51,16 @@ func (w *Writer) Write(ctx context.Context, tenantName string, series []prompb.T
 	app := tn.db.Appender(ctx)
 	var st appendStats
 	var b labels.ScratchBuilder
+	keys := make([]uint64, len(series))
 	for i := range series {
-		if err := appendSeries(app, &b, &series[i], &st); err != nil {
+		keys[i] = hashWire(series[i].Labels)
+	}
+	hits := make([]*cachedSeries, len(series))
+	tn.refs.lookup(series, keys, hits)
+	added := make([]*cachedSeries, len(series))
+	for i := range series {
+		added[i], err = appendSeries(app, &b, &series[i], hits[i], &st)
+		if err != nil {
 			_ = app.Rollback()
 			return fmt.Errorf("append to tenant %q: %w", tenantName, err)
 		}
@@ -60,6 +68,7 @@ func (w *Writer) Write(ctx context.Context, tenantName string, series []prompb.T
 	if err := app.Commit(); err != nil {
 		return fmt.Errorf("commit to tenant %q: %w", tenantName, err)
 	}
+	tn.refs.add(keys, added)
 	tn.lastWrite.Store(time.Now().UnixMilli())
 	switch {
 	case st.badLabels > 0:
@@ -70,18 +79,25 @@ func (w *Writer) Write(ctx context.Context, tenantName string, series []prompb.T
 	return nil
 }
 
-// appendSeries appends one series' samples, histograms and exemplars. Rejections are
-// counted in st; only an error the TSDB cannot recover from is returned.
-func appendSeries(app storage.Appender, b *labels.ScratchBuilder, ts *prompb.TimeSeries, st *appendStats) error {
-	if err := validateLabels(ts.Labels); err != nil {
-		st.badLabels++
-		if st.firstBad == nil {
-			st.firstBad = err
-		}
-		return nil
-	}
-	lset := ts.ToLabels(b, nil)
+// appendSeries appends one series' samples, histograms and exemplars. With hit, the
+// series is known: its labels were checked and built before. Rejections are counted in
+// st; only an error the TSDB cannot recover from is returned. It returns the cache entry
+// of a series seen for the first time.
+func appendSeries(app storage.Appender, b *labels.ScratchBuilder, ts *prompb.TimeSeries, hit *cachedSeries, st *appendStats) (*cachedSeries, error) {
+	var lset labels.Labels
 	var ref storage.SeriesRef
+	if hit != nil {
+		lset, ref = hit.lset, hit.ref
+	} else {
+		if err := validateLabels(ts.Labels); err != nil {
+			st.badLabels++
+			if st.firstBad == nil {
+				st.firstBad = err
+			}
+			return nil, nil
+		}
+		lset = prompbLabels(b, ts.Labels) // a copy: ts may alias the request body
+	}
 	var err error
 	reject := func(t int64) error {
 		if isConflict(err) {
@@ -94,36 +110,54 @@ func appendSeries(app storage.Appender, b *labels.ScratchBuilder, ts *prompb.Tim
 		return err
 	}
 	for _, s := range ts.Samples {
-		if ref, err = app.Append(ref, lset, s.Timestamp, s.Value); err != nil {
+		r, aerr := app.Append(ref, lset, s.Timestamp, s.Value)
+		if err = aerr; err != nil {
 			if err = reject(s.Timestamp); err != nil {
-				return err
+				return nil, err
 			}
+			continue
 		}
+		ref = r
 	}
 	for i := range ts.Histograms {
 		h := &ts.Histograms[i]
+		var r storage.SeriesRef
 		if h.IsFloatHistogram() {
-			ref, err = app.AppendHistogram(ref, lset, h.Timestamp, nil, h.ToFloatHistogram())
+			r, err = app.AppendHistogram(ref, lset, h.Timestamp, nil, h.ToFloatHistogram())
 		} else {
-			ref, err = app.AppendHistogram(ref, lset, h.Timestamp, h.ToIntHistogram(), nil)
+			r, err = app.AppendHistogram(ref, lset, h.Timestamp, h.ToIntHistogram(), nil)
 		}
 		if err != nil {
 			if err = reject(h.Timestamp); err != nil {
-				return err
+				return nil, err
 			}
+			continue
 		}
+		ref = r
 	}
 	if ref == 0 {
-		return nil // no sample stored: exemplars need the series
+		return nil, nil // no sample stored: exemplars need the series
 	}
-	for _, e := range ts.Exemplars {
+	appendExemplars(app, b, ref, lset, ts.Exemplars, st)
+	if hit != nil {
+		if hit.ref != ref { // the head dropped the series and made it anew
+			return &cachedSeries{ref: ref, lset: lset}, nil
+		}
+		return nil, nil
+	}
+	return &cachedSeries{ref: ref, lset: lset}, nil
+}
+
+// appendExemplars stores exemplars best effort, as Prometheus does: one that is out of
+// order, a duplicate or not stored at all does not fail the write.
+func appendExemplars(app storage.Appender, b *labels.ScratchBuilder, ref storage.SeriesRef, lset labels.Labels, exs []prompb.Exemplar, st *appendStats) {
+	for _, e := range exs {
 		ex := exemplar.Exemplar{Labels: prompbLabels(b, e.Labels), Value: e.Value, Ts: e.Timestamp, HasTs: true}
 		if _, err := app.AppendExemplar(ref, lset, ex); err != nil && !errors.Is(err, storage.ErrOutOfOrderExemplar) &&
 			!errors.Is(err, storage.ErrDuplicateExemplar) && !errors.Is(err, storage.ErrExemplarsDisabled) {
-			st.exemplars++ // exemplars are best effort, as in Prometheus
+			st.exemplars++
 		}
 	}
-	return nil
 }
 
 func prompbLabels(b *labels.ScratchBuilder, ls []prompb.Label) labels.Labels {

@@ -28,6 +28,12 @@ type GRPCConfig struct {
 	TLSClientCA      string        // --grpc-server-tls-client-ca: require and verify client certificates
 	GracePeriod      time.Duration // --grpc-grace-period
 	MaxConnectionAge time.Duration // --grpc-server-max-connection-age
+	// ReceiveWindow, when set, is the flow-control window of each incoming stream (the
+	// connection gets twice as much) instead of grpc-go's adaptive one. Components that
+	// receive large messages from many concurrent callers (the receiver's forwarded
+	// writes, 100s of KB each) need it: the adaptive window starts at 64 KiB and stalled
+	// such calls for seconds. It bounds what one caller may send ahead unread.
+	ReceiveWindow int32
 }
 
 // GRPC is a component's gRPC server with the transport settings Thanos peers expect:
@@ -52,6 +58,9 @@ func NewGRPC(logger *slog.Logger, reg prometheus.Registerer, probe *Probe, cfg G
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: cfg.MaxConnectionAge}),
 		// Protobuf with a fast path for Series frames; the bytes on the wire are the same.
 		grpc.ForceServerCodecV2(storeapi.Codec()),
+	}
+	if cfg.ReceiveWindow > 0 {
+		opts = append(opts, grpc.InitialWindowSize(cfg.ReceiveWindow), grpc.InitialConnWindowSize(2*cfg.ReceiveWindow))
 	}
 	metrics := newGRPCMetrics(reg)
 	opts = append(opts, grpc.ChainUnaryInterceptor(metrics.unary, recoverUnary(logger)),

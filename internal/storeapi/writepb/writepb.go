@@ -63,9 +63,11 @@ func (m *WriteRequest) Marshal() ([]byte, error) {
 	return b, nil
 }
 
-// Unmarshal decodes b into m, replacing its contents. Unknown fields are skipped.
+// Unmarshal decodes b into m, replacing its contents. Unknown fields are skipped. Label
+// names and values alias b (see DecodeSeries): gRPC hands each message its own buffer,
+// which then lives exactly as long as the labels do.
 func (m *WriteRequest) Unmarshal(b []byte) error {
-	*m = WriteRequest{}
+	*m = WriteRequest{Timeseries: m.Timeseries[:0]}
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -78,8 +80,8 @@ func (m *WriteRequest) Unmarshal(b []byte) error {
 			if n < 0 {
 				return fmt.Errorf("decode WriteRequest time series: %w", protowire.ParseError(n))
 			}
-			m.Timeseries = append(m.Timeseries, prompb.TimeSeries{})
-			if err := m.Timeseries[len(m.Timeseries)-1].Unmarshal(v); err != nil {
+			m.Timeseries = growSeries(m.Timeseries)
+			if err := decodeTimeSeries(v, &m.Timeseries[len(m.Timeseries)-1]); err != nil {
 				return fmt.Errorf("decode WriteRequest time series %d: %w", len(m.Timeseries)-1, err)
 			}
 			b = b[n:]

@@ -58,17 +58,31 @@ func ParseLimits(b []byte) (*LimitsConfig, error) {
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
 		return nil, fmt.Errorf("parse limits config: %w", err)
 	}
+	if c.Write.Global.MaxConcurrency < 0 {
+		return nil, fmt.Errorf("parse limits config: negative max_concurrency")
+	}
+	if err := c.Write.Default.validate("default"); err != nil {
+		return nil, fmt.Errorf("parse limits config: %w", err)
+	}
 	for name, t := range c.Write.Tenants {
 		if err := ValidateTenant(name); err != nil {
 			return nil, fmt.Errorf("parse limits config: %w", err)
 		}
-		for what, v := range map[string]*int64{"size_bytes_limit": t.Request.SizeBytesLimit, "series_limit": t.Request.SeriesLimit, "samples_limit": t.Request.SamplesLimit} {
-			if v != nil && *v < 0 {
-				return nil, fmt.Errorf("parse limits config: tenant %q: negative %s", name, what)
-			}
+		if err := t.validate("tenant " + name); err != nil {
+			return nil, fmt.Errorf("parse limits config: %w", err)
 		}
 	}
 	return &c, nil
+}
+
+// validate refuses negative limits, which would otherwise silently mean unlimited.
+func (t TenantLimits) validate(what string) error {
+	for name, v := range map[string]*int64{"size_bytes_limit": t.Request.SizeBytesLimit, "series_limit": t.Request.SeriesLimit, "samples_limit": t.Request.SamplesLimit} {
+		if v != nil && *v < 0 {
+			return fmt.Errorf("%s: negative %s", what, name)
+		}
+	}
+	return nil
 }
 
 // Limits holds the current limits; a reload replaces them at once for the next request.
@@ -151,6 +165,12 @@ func WatchLimitsFile(ctx context.Context, l *Limits, path string, interval time.
 			continue
 		}
 		if bytes.Equal(b, last) {
+			continue
+		}
+		if len(bytes.TrimSpace(b)) == 0 {
+			// A file rewritten in place is empty for a moment; lifting every limit then
+			// would be worse than keeping them a little longer.
+			logger.Warn("limits config is empty; keeping the limits in force", "file", path)
 			continue
 		}
 		last = b

@@ -3,8 +3,12 @@ package receive
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
@@ -48,12 +52,23 @@ func (h *Handler) serveOTLP(w http.ResponseWriter, r *http.Request) {
 	if sizeLimit <= 0 {
 		sizeLimit = maxDecodedBytes
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, sizeLimit)
+	body := &limitedBody{r: r.Body, left: sizeLimit}
+	r.Body = body
 	call := &otlpCall{tenant: tenant}
 	rec := &bufferedResponse{header: http.Header{}}
 	h.otlp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), otlpCtxKey{}, call)))
-	if call.err != nil {
+	switch {
+	case body.over:
+		h.httpError(w, "otlp", writeErr(CauseTooLarge, "request body is over the limit of %d bytes", sizeLimit))
+		return
+	case call.err != nil:
 		h.httpError(w, "otlp", call.err)
+		return
+	case rec.code >= 500:
+		// The write itself did not fail (call.err is nil): the translation did, on what
+		// the request carries (a metric without a type or a name, a delta counter).
+		// Retrying would fail the same way.
+		h.httpError(w, "otlp", writeErr(CauseBadRequest, "translate OTLP metrics: %s", strings.TrimSpace(rec.body.String())))
 		return
 	}
 	for k, v := range rec.header {
@@ -62,10 +77,36 @@ func (h *Handler) serveOTLP(w http.ResponseWriter, r *http.Request) {
 	if rec.code == 0 {
 		rec.code = http.StatusOK
 	}
-	h.requests.WithLabelValues("otlp", http.StatusText(rec.code)).Inc()
+	h.requests.WithLabelValues("otlp", strconv.Itoa(rec.code)).Inc()
 	w.WriteHeader(rec.code)
 	_, _ = w.Write(rec.body.Bytes())
 }
+
+// limitedBody reads at most left bytes and remembers whether the body had more.
+type limitedBody struct {
+	r    io.ReadCloser
+	left int64
+	over bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		if n, _ := b.r.Read(one[:]); n > 0 {
+			b.over = true
+			return 0, errors.New("request body too large")
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.r.Close() }
 
 // bufferedResponse holds the OTLP handler's answer until the receiver knows whether the
 // write itself succeeded.
@@ -96,7 +137,7 @@ type otlpAppender struct {
 	buf    []byte
 }
 
-func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AOptions) (storage.SeriesRef, error) {
+func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	a.buf = ls.Bytes(a.buf)
 	i, ok := a.index[string(a.buf)]
 	if !ok {
@@ -112,6 +153,9 @@ func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64,
 		ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram(t, h))
 	default:
 		ts.Samples = append(ts.Samples, prompb.Sample{Value: v, Timestamp: t})
+	}
+	for _, e := range opts.Exemplars {
+		ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{Labels: prompb.FromLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts})
 	}
 	return storage.SeriesRef(i + 1), nil
 }

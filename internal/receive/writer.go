@@ -72,7 +72,7 @@ func (w *Writer) Write(ctx context.Context, tenantName string, series []prompb.T
 	tn.lastWrite.Store(time.Now().UnixMilli())
 	switch {
 	case st.badLabels > 0:
-		return &WriteError{Cause: CauseBadRequest, Err: fmt.Errorf("%d series with invalid labels not stored, e.g.: %w", st.badLabels, st.firstBad)}
+		return &WriteError{Cause: CauseBadRequest, Err: fmt.Errorf("%d series or histograms with invalid content not stored, e.g.: %w", st.badLabels, st.firstBad)}
 	case st.conflict > 0:
 		return &WriteError{Cause: CauseConflict, Err: fmt.Errorf("%d samples not stored, e.g.: %w", st.conflict, st.firstConflict)}
 	}
@@ -128,6 +128,15 @@ func appendSeries(app storage.Appender, b *labels.ScratchBuilder, ts *prompb.Tim
 			r, err = app.AppendHistogram(ref, lset, h.Timestamp, h.ToIntHistogram(), nil)
 		}
 		if err != nil {
+			if !isConflict(err) {
+				// The head refuses a histogram only for what it carries (inconsistent
+				// counts, spans, schema): bad input, not a failed write.
+				st.badLabels++
+				if st.firstBad == nil {
+					st.firstBad = fmt.Errorf("invalid native histogram for series %s at %d: %w", lset.String(), h.Timestamp, err)
+				}
+				continue
+			}
 			if err = reject(h.Timestamp); err != nil {
 				return nil, err
 			}

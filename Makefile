@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 PROTO_OUT := internal/storeapi
 
-.PHONY: all build proto test test-unit test-e2e deps bench lint
+.PHONY: all build proto test test-unit test-fuzz test-e2e deps bench lint
 
 all: build
 
@@ -20,7 +20,7 @@ proto:
 	  proto/storepb/types.proto proto/storepb/rpc.proto proto/infopb/rpc.proto
 
 # Installs what the tests need on a fresh Debian machine, then runs unit and e2e tests.
-test: deps test-unit test-e2e
+test: deps test-unit test-fuzz test-e2e
 
 deps:
 	./scripts/install-test-deps.sh
@@ -31,6 +31,19 @@ VET := $(GO) vet
 test-unit:
 	$(VET) ./...
 	$(GO) test -count=1 ./internal/... ./cmd/...
+
+# Each fuzz target runs for FUZZ_TIME beyond its seed corpus (which test-unit runs).
+FUZZ_TIME ?= 5s
+FUZZ := internal/receive:FuzzDecodeRemoteWriteV1 internal/receive:FuzzDecodeRemoteWriteV2 \
+	internal/receive:FuzzOTLPHandler internal/storeapi/writepb:FuzzWritepbUnmarshal \
+	internal/storeapi/storepb:FuzzUnmarshalFast
+
+test-fuzz:
+	@for f in $(FUZZ); do \
+	  pkg=$${f%%:*}; fn=$${f##*:}; \
+	  echo "fuzz $$fn ($$pkg, $(FUZZ_TIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZ_TIME) ./$$pkg || exit 1; \
+	done
 
 test-e2e: build
 	VIGIL_BIN=$(CURDIR)/$(BIN)/vigil $(GO) test -count=1 -timeout 20m ./test/e2e/...

@@ -35,17 +35,17 @@ type cachedSeries struct {
 func newRefCache() *refCache { return &refCache{m: map[uint64]*cachedSeries{}} }
 
 // hashWire hashes labels as received, name and value separated so that moving a byte
-// between them changes the hash.
-func hashWire(ls []prompb.Label) uint64 {
-	var sep = []byte{0xff}
-	h := xxhash.New()
+// between them changes the hash. It lays them out in buf (returned for reuse) and hashes
+// that in one call: several times faster than feeding a digest label by label.
+func hashWire(ls []prompb.Label, buf []byte) (uint64, []byte) {
+	buf = buf[:0]
 	for _, l := range ls {
-		_, _ = h.WriteString(l.Name)
-		_, _ = h.Write(sep)
-		_, _ = h.WriteString(l.Value)
-		_, _ = h.Write(sep)
+		buf = append(buf, l.Name...)
+		buf = append(buf, 0xff)
+		buf = append(buf, l.Value...)
+		buf = append(buf, 0xff)
 	}
-	return h.Sum64()
+	return xxhash.Sum64(buf), buf
 }
 
 // sameLabels reports whether lset is exactly the received labels, in order.

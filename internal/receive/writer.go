@@ -52,8 +52,9 @@ func (w *Writer) Write(ctx context.Context, tenantName string, series []prompb.T
 	var st appendStats
 	var b labels.ScratchBuilder
 	keys := make([]uint64, len(series))
+	var buf []byte
 	for i := range series {
-		keys[i] = hashWire(series[i].Labels)
+		keys[i], buf = hashWire(series[i].Labels, buf)
 	}
 	hits := make([]*cachedSeries, len(series))
 	tn.refs.lookup(series, keys, hits)

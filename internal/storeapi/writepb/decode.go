@@ -23,13 +23,13 @@ import (
 func DecodeSeries(b []byte, dst []prompb.TimeSeries) ([]prompb.TimeSeries, error) {
 	dst = dst[:0]
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return dst, fmt.Errorf("WriteRequest: %w", protowire.ParseError(n))
 		}
 		b = b[n:]
 		if num == 1 && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 {
 				return dst, fmt.Errorf("WriteRequest time series: %w", protowire.ParseError(n))
 			}
@@ -61,7 +61,7 @@ func growSeries(dst []prompb.TimeSeries) []prompb.TimeSeries {
 
 func decodeTimeSeries(b []byte, ts *prompb.TimeSeries) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return protowire.ParseError(n)
 		}
@@ -73,7 +73,7 @@ func decodeTimeSeries(b []byte, ts *prompb.TimeSeries) error {
 			b = b[n:]
 			continue
 		}
-		v, n := protowire.ConsumeBytes(b)
+		v, n := consumeBytes(b)
 		if n < 0 {
 			return protowire.ParseError(n)
 		}
@@ -105,13 +105,13 @@ func decodeTimeSeries(b []byte, ts *prompb.TimeSeries) error {
 // decodeLabel returns the label's name and value as strings aliasing b.
 func decodeLabel(b []byte) (name, value string, _ error) {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return "", "", protowire.ParseError(n)
 		}
 		b = b[n:]
 		if (num == 1 || num == 2) && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 {
 				return "", "", protowire.ParseError(n)
 			}
@@ -133,7 +133,7 @@ func decodeLabel(b []byte) (name, value string, _ error) {
 
 func decodeSample(b []byte) (v float64, t int64, _ error) {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return 0, 0, protowire.ParseError(n)
 		}
@@ -168,4 +168,23 @@ func aliasString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
+}
+
+// consumeTag is protowire.ConsumeTag with an inlined path for one-byte tags, which
+// every field of these messages has.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] < 0x80 && b[0]>>3 != 0 {
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1
+	}
+	return protowire.ConsumeTag(b)
+}
+
+// consumeBytes is protowire.ConsumeBytes with an inlined path for lengths under 128:
+// every label, name, value and sample.
+func consumeBytes(b []byte) ([]byte, int) {
+	if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) {
+		n := int(b[0])
+		return b[1 : 1+n : 1+n], 1 + n
+	}
+	return protowire.ConsumeBytes(b)
 }

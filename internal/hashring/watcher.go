@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/vigilhq/vigil/internal/filewatch"
 )
 
 // pollInterval is how often the watcher looks for a changed file between
@@ -26,11 +28,11 @@ type Watcher struct {
 	logger           *slog.Logger
 
 	ring atomic.Pointer[Ring]
-	// loaded is the content hash behind ring; seen is the content hash of the
-	// last read, valid or not, so a broken file is reported once per change
-	// (and again at each forced re-read), not once per poll.
-	loaded, seen [sha256.Size]byte
-	readFailed   bool // the last read failed; reported again only when forced
+	// loaded is the content hash behind ring; initial is the content read at start.
+	// filewatch reports a broken file once per change (and again at each forced
+	// re-read), not once per poll.
+	loaded  [sha256.Size]byte
+	initial []byte
 
 	errors      prometheus.Counter
 	changes     prometheus.Counter
@@ -63,12 +65,16 @@ func NewWatcher(path string, interval time.Duration, defaultAlgorithm string, lo
 		successful: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_receive_hashrings_file_last_reload_successful",
 			Help: "1 if the last read of the hashrings file gave a valid config, else 0."}),
 	}
-	ring, sum, err := w.load()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading hashrings file: %w", err)
+	}
+	ring, err := w.parse(data)
 	if err != nil {
 		return nil, err
 	}
 	w.ring.Store(ring)
-	w.loaded, w.seen = sum, sum
+	w.loaded, w.initial = sha256.Sum256(data), data
 	w.successful.Set(1)
 	w.lastSuccess.SetToCurrentTime()
 	return w, nil
@@ -83,38 +89,19 @@ func (w *Watcher) Ring() *Ring {
 // goroutine) with each new valid ring; the initial ring is not passed, read it
 // with Ring. A missing or invalid file keeps the current ring. Call Run once.
 func (w *Watcher) Run(ctx context.Context, onChange func(*Ring)) {
-	poll := time.NewTicker(min(pollInterval, w.interval))
-	defer poll.Stop()
-	force := time.NewTicker(w.interval)
-	defer force.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-poll.C:
-			w.refresh(false, onChange)
-		case <-force.C:
-			w.refresh(true, onChange)
-		}
-	}
+	filewatch.Watch(ctx, filewatch.Options{Path: w.path, Poll: min(pollInterval, w.interval), Refresh: w.interval, Initial: w.initial},
+		func(data []byte, err error) {
+			if err != nil {
+				w.fail(fmt.Errorf("reading hashrings file: %w", err))
+				return
+			}
+			w.apply(data, onChange)
+		})
 }
 
-// refresh reads the file and swaps the ring if the content changed and is
-// valid. A forced refresh also re-reports a file that is still broken.
-func (w *Watcher) refresh(force bool, onChange func(*Ring)) {
-	data, err := os.ReadFile(w.path)
-	if err != nil {
-		if !w.readFailed || force {
-			w.fail(fmt.Errorf("reading hashrings file: %w", err))
-		}
-		w.readFailed = true
-		return
-	}
+// apply swaps the ring for the file's new content if it is valid.
+func (w *Watcher) apply(data []byte, onChange func(*Ring)) {
 	sum := sha256.Sum256(data)
-	if sum == w.seen && !w.readFailed && !force {
-		return
-	}
-	w.seen, w.readFailed = sum, false
 	if sum == w.loaded {
 		w.succeed()
 		return
@@ -132,16 +119,6 @@ func (w *Watcher) refresh(force bool, onChange func(*Ring)) {
 	if onChange != nil {
 		onChange(ring)
 	}
-}
-
-// load reads and parses the file for NewWatcher.
-func (w *Watcher) load() (*Ring, [sha256.Size]byte, error) {
-	data, err := os.ReadFile(w.path)
-	if err != nil {
-		return nil, [sha256.Size]byte{}, fmt.Errorf("reading hashrings file: %w", err)
-	}
-	ring, err := w.parse(data)
-	return ring, sha256.Sum256(data), err
 }
 
 // parse turns file content into a Ring.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v2"
+
+	"github.com/vigilhq/vigil/internal/filewatch"
 )
 
 // LimitsConfig is the --receive.limits-config file. A value of 0 means unlimited; a
@@ -148,38 +150,26 @@ func (l *Limits) MaxConcurrency() int64 {
 }
 
 // WatchLimitsFile re-reads path every interval and applies it when its content changed
-// and parses; a broken file keeps the limits in force and is logged.
+// and parses; a broken or empty file keeps the limits in force and is logged. An empty
+// file is what a file rewritten in place holds for a moment: lifting every limit then
+// would be worse than keeping them a little longer.
 func WatchLimitsFile(ctx context.Context, l *Limits, path string, interval time.Duration, logger *slog.Logger) {
-	last, _ := os.ReadFile(path)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
+	initial, _ := os.ReadFile(path)
+	filewatch.Watch(ctx, filewatch.Options{Path: path, Poll: interval, Initial: initial}, func(b []byte, err error) {
+		switch {
+		case err != nil:
 			logger.Error("read limits config; keeping the limits in force", "file", path, "err", err)
-			continue
-		}
-		if bytes.Equal(b, last) {
-			continue
-		}
-		if len(bytes.TrimSpace(b)) == 0 {
-			// A file rewritten in place is empty for a moment; lifting every limit then
-			// would be worse than keeping them a little longer.
+			return
+		case len(bytes.TrimSpace(b)) == 0:
 			logger.Warn("limits config is empty; keeping the limits in force", "file", path)
-			continue
+			return
 		}
-		last = b
 		cfg, err := ParseLimits(b)
 		if err != nil {
 			logger.Error("invalid limits config; keeping the limits in force", "file", path, "err", err)
-			continue
+			return
 		}
 		l.Set(cfg)
 		logger.Info("reloaded limits config", "file", path)
-	}
+	})
 }

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -115,10 +114,7 @@ func testHangingEndpoints(t *testing.T, f *haFixture) {
 	now := time.Now()
 	at := unixParam(now.Add(-time.Second))
 	// The requests run concurrently; each waits for the hanging store on its own.
-	reqs := map[string]struct {
-		path   string
-		params url.Values
-	}{
+	reqs := map[string]apiRequest{
 		"partial":        {"/api/v1/query", url.Values{"query": {"up"}, "time": {at}}},
 		"range":          {"/api/v1/query_range", url.Values{"query": {"count(up)"}, "start": {unixParam(now.Add(-5 * time.Second))}, "end": {at}, "step": {"1"}}},
 		"abort":          {"/api/v1/query", url.Values{"query": {"up"}, "time": {at}, "partial_response": {"false"}}},
@@ -127,23 +123,7 @@ func testHangingEndpoints(t *testing.T, f *haFixture) {
 		"seriesEndpoint": {"/api/v1/series", url.Values{"match[]": {"up"}}},
 		"pruned":         {"/api/v1/query", url.Values{"query": {`up{replica="r1"}`}, "time": {at}, "dedup": {"false"}}},
 	}
-	var (
-		mu  sync.Mutex
-		res = map[string]apiResult{}
-		wg  sync.WaitGroup
-	)
-	for name, rq := range reqs {
-		wg.Go(func() {
-			r, err := callAPI(q.HTTPURL, rq.path, rq.params)
-			if err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-			mu.Lock()
-			res[name] = r
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	res := callAll(t, q.HTTPURL, reqs)
 	get := func(name string) apiResult {
 		t.Helper()
 		r, ok := res[name]

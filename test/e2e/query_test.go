@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,6 +240,36 @@ func (r apiResult) ok() error {
 		return fmt.Errorf("want HTTP 200 success, got %s", r)
 	}
 	return nil
+}
+
+// apiRequest is one request of callAll.
+type apiRequest struct {
+	path   string
+	params url.Values
+}
+
+// callAll sends the requests concurrently (GET) and returns their results by name; a
+// request that gets no envelope fails the test.
+func callAll(t *testing.T, base string, reqs map[string]apiRequest) map[string]apiResult {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		res = map[string]apiResult{}
+		wg  sync.WaitGroup
+	)
+	for name, rq := range reqs {
+		wg.Go(func() {
+			r, err := callAPI(base, rq.path, rq.params)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			mu.Lock()
+			res[name] = r
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return res
 }
 
 // callAPI sends GET base+path?params and decodes the envelope. A body that is not an

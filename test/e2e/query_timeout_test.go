@@ -3,7 +3,6 @@ package e2e
 import (
 	"net/http"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,39 +26,20 @@ func testTimeouts(t *testing.T, f *haFixture) {
 	const timeout = 700 * time.Millisecond
 	now := time.Now()
 	at := unixParam(now.Add(-time.Second))
-	cases := map[string]struct {
-		path   string
-		params url.Values
-	}{
+	cases := map[string]apiRequest{
 		"query":         {"/api/v1/query", url.Values{"query": {"up"}, "time": {at}}},
 		"queryAbort":    {"/api/v1/query", url.Values{"query": {"up"}, "time": {at}, "partial_response": {"false"}}},
 		"range":         {"/api/v1/query_range", url.Values{"query": {"count(up)"}, "start": {unixParam(now.Add(-10 * time.Second))}, "end": {at}, "step": {"1"}}},
 		"series":        {"/api/v1/series", url.Values{"match[]": {"up"}}},
-		"labels":        {"/api/v1/labels", nil},
-		"labelValues":   {"/api/v1/label/job/values", nil},
-		"heavySelector": {"/api/v1/query", url.Values{"query": {`{__name__=~".+"}`}, "time": {at}, "timeout": {"1ms"}}},
+		"labels":        {"/api/v1/labels", url.Values{}},
+		"labelValues":   {"/api/v1/label/job/values", url.Values{}},
+		"heavySelector": {"/api/v1/query", url.Values{"query": {`{__name__=~".+"}`}, "time": {at}}},
 	}
-	var (
-		mu  sync.Mutex
-		res = map[string]apiResult{}
-		wg  sync.WaitGroup
-	)
-	for name, c := range cases {
-		wg.Go(func() {
-			params := url.Values{"timeout": {timeout.String()}}
-			for k, v := range c.params {
-				params[k] = v
-			}
-			r, err := callAPI(q.HTTPURL, c.path, params)
-			if err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-			mu.Lock()
-			res[name] = r
-			mu.Unlock()
-		})
+	for _, c := range cases {
+		c.params.Set("timeout", timeout.String())
 	}
-	wg.Wait()
+	cases["heavySelector"].params.Set("timeout", "1ms") // the issue's case: over before any endpoint answers
+	res := callAll(t, q.HTTPURL, cases)
 	for name, r := range res {
 		if r.HTTPStatus != http.StatusServiceUnavailable || r.Status != "error" || r.ErrorType != "timeout" {
 			t.Errorf("%s %s past its timeout: %s; want HTTP 503 errorType timeout", name, cases[name].path, r)

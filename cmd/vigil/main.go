@@ -35,6 +35,7 @@ func main() {
 	registerStore(app, cmds)
 	registerCompact(app, cmds)
 	registerReceive(app, cmds)
+	registerRule(app, cmds)
 
 	cmd, err := app.Parse(os.Args[1:])
 	if err != nil {

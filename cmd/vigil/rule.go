@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/rule"
+	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+	"github.com/vigilhq/vigil/internal/tsdbstore"
+)
+
+// ruleFlags are the flags of `vigil rule`.
+type ruleFlags struct {
+	srv                                        *serverFlags
+	objstore                                   *objstore.Flags
+	queries, querySD, ruleFiles, amURLs        []string
+	labels, labelDrop                          []string
+	amConfigFile, relabelFile, queryURL        string
+	remoteWriteFile, dataDir                   string
+	eval, queryTimeout, amTimeout, resendDelay *time.Duration
+	outage, forGrace, queryOffset              *time.Duration
+	block, retention, dnsInterval, upload      *time.Duration
+}
+
+func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
+	cmd := app.Command("rule", "Ruler: evaluates recording and alerting rules through the query API, sends alerts to Alertmanager, serves and uploads what it records.")
+	f := &ruleFlags{srv: addServerFlags(cmd), objstore: objstore.RegisterFlags(cmd)}
+	cmd.Flag("query", "Query API address (host:port, dns+, dnssrv+, or an http(s) URL) to evaluate rules with; repeatable. Each evaluation tries them in random order.").StringsVar(&f.queries)
+	cmd.Flag("query.sd-files", "File in Prometheus file SD format listing query API addresses; repeatable.").StringsVar(&f.querySD)
+	f.queryTimeout = durationFlag(cmd, "query.timeout", "Timeout of each query sent to a --query endpoint.", "2m")
+	f.dnsInterval = durationFlag(cmd, "query.sd-dns-interval", "Interval between DNS resolutions of --query addresses.", "30s")
+	cmd.Flag("rule-file", "Rule files (globs; a directory stands for its files); repeatable.").Default("rules/").StringsVar(&f.ruleFiles)
+	f.eval = durationFlag(cmd, "eval-interval", "Default evaluation interval of rule groups.", "1m")
+	f.queryOffset = durationFlag(cmd, "rule-query-offset", "Default offset of rule evaluation queries, for data that arrives late.", "0s")
+	cmd.Flag("alertmanagers.url", "Alertmanager URL (http(s)://host[:port][/prefix], host may carry dns+ or dnssrv+); repeatable.").StringsVar(&f.amURLs)
+	cmd.Flag("alertmanagers.config-file", "YAML file of Alertmanagers (instead of --alertmanagers.url).").Default("").StringVar(&f.amConfigFile)
+	f.amTimeout = durationFlag(cmd, "alertmanagers.send-timeout", "Timeout of each request to an Alertmanager.", "10s")
+	cmd.Flag("alert.label-drop", "Label dropped from alerts before they are sent (the replica label of HA rulers); repeatable.").StringsVar(&f.labelDrop)
+	cmd.Flag("alert.relabel-config-file", "File of Prometheus alert relabel configs applied to alerts before they are sent.").Default("").StringVar(&f.relabelFile)
+	cmd.Flag("alert.query-url", "Base URL of the generator URL of alerts (a querier's UI).").Default("").StringVar(&f.queryURL)
+	f.resendDelay = durationFlag(cmd, "resend-delay", "Minimum time before a firing alert is sent again.", "1m")
+	f.outage = durationFlag(cmd, "for-outage-tolerance", "Maximum ruler outage tolerated when restoring the 'for' state of alerts.", "1h")
+	f.forGrace = durationFlag(cmd, "for-grace-period", "Minimum 'for' left after a restore of alert state.", "10m")
+	cmd.Flag("label", `External label of the ruler's recorded data and alerts, name="value"; repeatable.`).StringsVar(&f.labels)
+	cmd.Flag("data-dir", "Directory of the ruler's TSDB (or WAL in stateless mode).").Default("data/").StringVar(&f.dataDir)
+	f.block = durationFlag(cmd, "tsdb.block-duration", "Length of the local blocks.", "2h")
+	f.retention = durationFlag(cmd, "tsdb.retention", "How long local blocks are kept.", "48h")
+	cmd.Flag("remote-write.config-file", "Prometheus remote_write configuration: stateless mode, recorded series are remote-written instead of kept.").Default("").StringVar(&f.remoteWriteFile)
+	f.upload = durationFlag(cmd, "shipper.upload-interval", "How often finished blocks are uploaded.", "30s")
+	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
+		return runRule(ctx, logger, reg, f)
+	}
+}
+
+func runRule(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry, f *ruleFlags) error {
+	cfg, cleanup, err := ruleConfig(ctx, logger, reg, f)
+	if err != nil {
+		return fmt.Errorf("rule: %w", err)
+	}
+	defer cleanup()
+	s, err := newServers(logger, reg, f.srv)
+	if err != nil {
+		return err
+	}
+	r, err := rule.New(logger, reg, cfg)
+	if err != nil {
+		return fmt.Errorf("rule: %w", err)
+	}
+	defer r.Close()
+	if err := r.Reload(); err != nil {
+		return fmt.Errorf("rule: %w", err)
+	}
+	if st := r.Store(); st != nil {
+		tsdbstore.NewMulti(func() []*tsdbstore.Store { return []*tsdbstore.Store{st} }, storepb.StoreType_RULE, tsdbstore.MultiOptions{Logger: logger}).Register(s.grpc.Server())
+	}
+	s.http.Handle("/-/reload", rule.ReloadHandler(r, logger))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	s.probe.Healthy()
+	s.probe.Ready()
+	return s.run(ctx, r.Run, func(ctx context.Context) error { rule.ReloadOnSignal(ctx, r, hup, logger); return nil })
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/config"
+
+	"github.com/vigilhq/vigil/internal/cliflag"
+	"github.com/vigilhq/vigil/internal/discovery"
+	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/rule"
+)
+
+// ruleConfig turns the parsed flags into the ruler's configuration; the returned function
+// releases what it opened (bucket, discovery).
+func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry, f *ruleFlags) (rule.Config, func(), error) {
+	cfg := rule.Config{
+		DataDir: f.dataDir, RuleFiles: f.ruleFiles, EvalInterval: *f.eval, QueryTimeout: *f.queryTimeout,
+		ResendDelay: *f.resendDelay, Outage: *f.outage, ForGrace: *f.forGrace, QueryOffset: *f.queryOffset,
+		BlockDuration: *f.block, Retention: *f.retention, UploadEvery: *f.upload,
+	}
+	var err error
+	if cfg.Labels, err = cliflag.ParseLabels(f.labels); err != nil {
+		return cfg, nil, fmt.Errorf("--label: %w", err)
+	}
+	cfg.Alerts = rule.AlertOptions{LabelDrop: f.labelDrop, External: cfg.Labels, QueryURL: f.queryURL}
+	if f.queryURL != "" {
+		if cfg.ExternalURL, err = url.Parse(f.queryURL); err != nil {
+			return cfg, nil, fmt.Errorf("--alert.query-url: %w", err)
+		}
+	}
+	if cfg.Alertmanagers, err = alertmanagers(f); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.AlertRelabel, err = rule.LoadRelabelConfigs(f.relabelFile); err != nil {
+		return cfg, nil, err
+	}
+	if f.remoteWriteFile != "" {
+		b, err := os.ReadFile(f.remoteWriteFile)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("--remote-write.config-file: %w", err)
+		}
+		if cfg.RemoteWrite, err = config.Load(string(b), logger); err != nil {
+			return cfg, nil, fmt.Errorf("--remote-write.config-file %s: %w", f.remoteWriteFile, err)
+		}
+	}
+	var urls, specs []string
+	for _, q := range f.queries {
+		if isURL(q) {
+			urls = append(urls, q)
+			continue
+		}
+		if err := discovery.ValidateSpec(q); err != nil {
+			return cfg, nil, fmt.Errorf("--query: %w", err)
+		}
+		specs = append(specs, q)
+	}
+	var fsd *discovery.FileSD
+	if len(f.querySD) > 0 {
+		fsd = discovery.NewFileSD(f.querySD, *f.dnsInterval, logger, reg)
+	}
+	eps := discovery.NewEndpoints(specs, fsd, discovery.NewDNS(net.DefaultResolver, logger, reg), *f.dnsInterval, logger)
+	dctx, stop := context.WithCancel(ctx)
+	go func() { _ = eps.Run(dctx) }()
+	cfg.QueryAddrs = func() []string { return append(eps.Addresses(), urls...) }
+	content, err := f.objstore.Content()
+	if err != nil || content == nil {
+		return cfg, stop, err
+	}
+	bkt, err := objstore.NewBucket(ctx, content, logger, reg, "rule")
+	if err != nil {
+		stop()
+		return cfg, nil, err
+	}
+	cfg.Bucket = bkt
+	return cfg, func() { stop(); _ = bkt.Close() }, nil
+}
+
+func isURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func alertmanagers(f *ruleFlags) (*rule.Alertmanagers, error) {
+	if f.amConfigFile != "" {
+		if len(f.amURLs) > 0 {
+			return nil, fmt.Errorf("--alertmanagers.url and --alertmanagers.config-file exclude each other")
+		}
+		return rule.ParseAlertmanagersFile(f.amConfigFile, *f.amTimeout)
+	}
+	return rule.ParseAlertmanagerURLs(f.amURLs, *f.amTimeout)
+}

@@ -1,0 +1,240 @@
+package rule
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/rules"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vigilhq/vigil/internal/discovery"
+)
+
+// AlertOptions shape the alerts a ruler sends.
+type AlertOptions struct {
+	// LabelDrop are removed from every alert and from the external labels added to it
+	// (--alert.label-drop): the replica label, so that Alertmanager sees the alerts of
+	// HA rulers as one.
+	LabelDrop []string
+	// External are the ruler's external labels (--label); they override an alert's own.
+	External labels.Labels
+	// QueryURL is --alert.query-url, the base of each alert's generator URL.
+	QueryURL string
+}
+
+// NotifyFunc turns the rules manager's alerts into notifications: labels dropped, then
+// external labels set, then (in the notifier) the alert relabel configs applied.
+func NotifyFunc(n *notifier.Manager, o AlertOptions) rules.NotifyFunc {
+	ext := labels.NewBuilder(o.External)
+	for _, name := range o.LabelDrop {
+		ext.Del(name)
+	}
+	external := ext.Labels()
+	return func(_ context.Context, expr string, alerts ...*rules.Alert) {
+		if len(alerts) == 0 {
+			return
+		}
+		out := make([]*notifier.Alert, 0, len(alerts))
+		for _, a := range alerts {
+			b := labels.NewBuilder(a.Labels)
+			for _, name := range o.LabelDrop {
+				b.Del(name)
+			}
+			external.Range(func(l labels.Label) { b.Set(l.Name, l.Value) })
+			na := &notifier.Alert{
+				Labels: b.Labels(), Annotations: a.Annotations, StartsAt: a.FiredAt,
+				GeneratorURL: strings.TrimRight(o.QueryURL, "/") + "/graph?g0.expr=" + url.QueryEscape(expr) + "&g0.tab=1",
+			}
+			if !a.ResolvedAt.IsZero() {
+				na.EndsAt = a.ResolvedAt
+			} else {
+				na.EndsAt = a.ValidUntil
+			}
+			out = append(out, na)
+		}
+		n.Send(out...)
+	}
+}
+
+// AlertmanagersFile is the --alertmanagers.config-file format.
+type AlertmanagersFile struct {
+	Alertmanagers []AlertmanagerFileConfig `yaml:"alertmanagers"`
+}
+
+// AlertmanagerFileConfig is one entry: addresses (host:port, dns+ or dnssrv+) and how
+// to reach them.
+type AlertmanagerFileConfig struct {
+	HTTPConfig    map[string]any `yaml:"http_config"`
+	StaticConfigs []string       `yaml:"static_configs"`
+	FileSDConfigs []struct {
+		Files           []string       `yaml:"files"`
+		RefreshInterval model.Duration `yaml:"refresh_interval"`
+	} `yaml:"file_sd_configs"`
+	Scheme     string         `yaml:"scheme"`
+	PathPrefix string         `yaml:"path_prefix"`
+	Timeout    model.Duration `yaml:"timeout"`
+	APIVersion string         `yaml:"api_version"`
+}
+
+// Alertmanagers is the set of Alertmanagers alerts go to.
+type Alertmanagers struct {
+	configs []*config.AlertmanagerConfig
+	specs   [][]string // addresses of each config
+	fileSD  [][]string // SD files of each config
+}
+
+// ParseAlertmanagerURLs reads --alertmanagers.url values: scheme://host[:port][/prefix],
+// where host may carry dns+ or dnssrv+; the port defaults to 9093.
+func ParseAlertmanagerURLs(urls []string, timeout time.Duration) (*Alertmanagers, error) {
+	am := &Alertmanagers{}
+	for _, raw := range urls {
+		scheme, rest, ok := strings.Cut(raw, "://")
+		if !ok || (scheme != "http" && scheme != "https") {
+			return nil, fmt.Errorf("--alertmanagers.url %q: want http:// or https:// followed by the address", raw)
+		}
+		hostport, prefix, _ := strings.Cut(rest, "/")
+		if hostport == "" {
+			return nil, fmt.Errorf("--alertmanagers.url %q: no host", raw)
+		}
+		if !strings.Contains(strings.TrimPrefix(strings.TrimPrefix(hostport, "dnssrv+"), "dnssrvnoa+"), ":") && !strings.HasPrefix(hostport, "dnssrv") {
+			hostport += ":9093"
+		}
+		if err := discovery.ValidateSpec(hostport); err != nil {
+			return nil, fmt.Errorf("--alertmanagers.url %q: %w", raw, err)
+		}
+		am.add(scheme, "/"+prefix, model.Duration(timeout), []string{hostport}, nil, nil)
+	}
+	return am, nil
+}
+
+// ParseAlertmanagersFile reads an --alertmanagers.config-file.
+func ParseAlertmanagersFile(path string, defaultTimeout time.Duration) (*Alertmanagers, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read alertmanagers config: %w", err)
+	}
+	var f AlertmanagersFile
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("parse alertmanagers config %s: %w", path, err)
+	}
+	am := &Alertmanagers{}
+	for i, c := range f.Alertmanagers {
+		if c.APIVersion != "" && c.APIVersion != "v2" {
+			return nil, fmt.Errorf("alertmanagers config %s, entry %d: api_version %q: only v2 is supported (Alertmanager removed v1)", path, i, c.APIVersion)
+		}
+		for _, s := range c.StaticConfigs {
+			if err := discovery.ValidateSpec(s); err != nil {
+				return nil, fmt.Errorf("alertmanagers config %s, entry %d: %w", path, i, err)
+			}
+		}
+		timeout := c.Timeout
+		if timeout == 0 {
+			timeout = model.Duration(defaultTimeout)
+		}
+		var files []string
+		for _, sd := range c.FileSDConfigs {
+			files = append(files, sd.Files...)
+		}
+		hc, err := yaml.Marshal(c.HTTPConfig)
+		if err != nil {
+			return nil, fmt.Errorf("alertmanagers config %s, entry %d: http_config: %w", path, i, err)
+		}
+		am.add(c.Scheme, c.PathPrefix, timeout, c.StaticConfigs, files, hc)
+	}
+	return am, nil
+}
+
+func (am *Alertmanagers) add(scheme, prefix string, timeout model.Duration, specs, files []string, httpConfig []byte) {
+	c := &config.AlertmanagerConfig{Scheme: scheme, PathPrefix: prefix, Timeout: timeout, APIVersion: config.AlertmanagerAPIVersionV2}
+	if c.Scheme == "" {
+		c.Scheme = "http"
+	}
+	c.HTTPClientConfig = config.DefaultAlertmanagerConfig.HTTPClientConfig
+	if len(httpConfig) > 0 {
+		_ = yaml.Unmarshal(httpConfig, &c.HTTPClientConfig) // checked by ApplyConfig's validation
+	}
+	am.configs = append(am.configs, c)
+	am.specs = append(am.specs, specs)
+	am.fileSD = append(am.fileSD, files)
+}
+
+// Config is the Prometheus alerting configuration for the notifier.
+func (am *Alertmanagers) Config(relabel []*relabel.Config) *config.Config {
+	return &config.Config{AlertingConfig: config.AlertingConfig{AlertmanagerConfigs: am.configs, AlertRelabelConfigs: relabel}}
+}
+
+// Run resolves the Alertmanagers' addresses every interval and hands them to the
+// notifier through tsets, until ctx is done.
+func (am *Alertmanagers) Run(ctx context.Context, interval time.Duration, logger *slog.Logger, tsets chan<- map[string][]*targetgroup.Group) {
+	eps := make([]*discovery.Endpoints, len(am.configs))
+	for i := range am.configs {
+		var fsd *discovery.FileSD
+		if len(am.fileSD[i]) > 0 {
+			fsd = discovery.NewFileSD(am.fileSD[i], interval, logger, nil)
+		}
+		eps[i] = discovery.NewEndpoints(am.specs[i], fsd, nil, interval, logger)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		groups := map[string][]*targetgroup.Group{}
+		for i, e := range eps {
+			if err := e.Refresh(ctx); err != nil {
+				logger.Warn("resolving Alertmanager addresses; keeping the last good ones", "err", err)
+			}
+			g := &targetgroup.Group{Source: fmt.Sprintf("config-%d", i)}
+			for _, a := range e.Addresses() {
+				g.Targets = append(g.Targets, model.LabelSet{model.AddressLabel: model.LabelValue(a)})
+			}
+			groups[fmt.Sprintf("config-%d", i)] = []*targetgroup.Group{g}
+		}
+		select {
+		case tsets <- groups:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// LoadRelabelConfigs reads an --alert.relabel-config-file (a YAML list of Prometheus
+// relabel configs).
+func LoadRelabelConfigs(path string) ([]*relabel.Config, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read alert relabel config: %w", err)
+	}
+	var cfgs []*relabel.Config
+	if err := yaml.Unmarshal(b, &cfgs); err != nil {
+		return nil, fmt.Errorf("parse alert relabel config %s: %w", path, err)
+	}
+	for i, c := range cfgs {
+		if c.NameValidationScheme == model.UnsetValidation {
+			c.NameValidationScheme = model.UTF8Validation
+		}
+		if err := c.Validate(model.UTF8Validation); err != nil {
+			return nil, fmt.Errorf("alert relabel config %s, entry %d: %w", path, i, err)
+		}
+	}
+	return cfgs, nil
+}

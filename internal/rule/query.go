@@ -1,0 +1,216 @@
+package rule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+)
+
+// Querier evaluates rule expressions through the Prometheus HTTP API of the --query
+// endpoints (vigil query or any Prometheus-compatible API). Each evaluation tries the
+// endpoints in a fresh random order and the first answer wins, so that one querier down
+// changes nothing and the load spreads over all of them.
+type Querier struct {
+	addrs  func() []string // host:port or base URLs
+	client *http.Client
+	// failures counts evaluations that no endpoint answered.
+	failures prometheus.Counter
+	attempts *prometheus.CounterVec
+}
+
+// NewQuerier returns a querier over the addresses that addrs returns at each call.
+func NewQuerier(addrs func() []string, timeout time.Duration, reg prometheus.Registerer) *Querier {
+	f := promauto.With(reg)
+	return &Querier{
+		addrs:  addrs,
+		client: &http.Client{Timeout: timeout},
+		failures: f.NewCounter(prometheus.CounterOpts{Name: "vigil_rule_query_failures_total",
+			Help: "Rule evaluations whose query no --query endpoint answered."}),
+		attempts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_rule_query_attempts_total",
+			Help: "Queries sent to --query endpoints, by result (success, error, unavailable)."}, []string{"result"}),
+	}
+}
+
+// QueryError is an answer of a query endpoint that says the query itself is wrong: no
+// other endpoint would answer it differently.
+type QueryError struct {
+	Status int
+	Type   string
+	Msg    string
+}
+
+func (e *QueryError) Error() string {
+	return fmt.Sprintf("query refused (HTTP %d, %s): %s", e.Status, e.Type, e.Msg)
+}
+
+// Query runs an instant query at t. partialResponse is the rule group's strategy (warn:
+// true). Endpoints that cannot be reached, time out or fail on their side are skipped
+// for the next; a refused query (HTTP 4xx) is final.
+func (q *Querier) Query(ctx context.Context, expr string, t time.Time, partialResponse bool) (promql.Vector, error) {
+	addrs := q.addrs()
+	if len(addrs) == 0 {
+		q.failures.Inc()
+		return nil, errors.New("no --query endpoint to evaluate rules with")
+	}
+	var errs []error
+	for _, i := range rand.Perm(len(addrs)) {
+		v, err := q.queryOne(ctx, baseURL(addrs[i]), expr, t, partialResponse)
+		var qe *QueryError
+		switch {
+		case err == nil:
+			q.attempts.WithLabelValues("success").Inc()
+			return v, nil
+		case errors.As(err, &qe):
+			q.attempts.WithLabelValues("error").Inc()
+			return nil, err
+		}
+		q.attempts.WithLabelValues("unavailable").Inc()
+		errs = append(errs, fmt.Errorf("%s: %w", addrs[i], err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	q.failures.Inc()
+	return nil, fmt.Errorf("no --query endpoint answered: %w", errors.Join(errs...))
+}
+
+// baseURL turns a --query address into a base URL: host:port means plain HTTP.
+func baseURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return strings.TrimRight(addr, "/")
+	}
+	return "http://" + addr
+}
+
+func (q *Querier) queryOne(ctx context.Context, base, expr string, t time.Time, partialResponse bool) (promql.Vector, error) {
+	form := url.Values{
+		"query":            {expr},
+		"time":             {strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)},
+		"dedup":            {"true"},
+		"partial_response": {strconv.FormatBool(partialResponse)},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/query", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("build query request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := q.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read query response: %w", err)
+	}
+	return decodeQueryResponse(resp.StatusCode, body, t)
+}
+
+// apiResponse is the Prometheus API envelope of an instant query.
+type apiResponse struct {
+	Status    string `json:"status"`
+	ErrorType string `json:"errorType"`
+	Error     string `json:"error"`
+	Data      struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	} `json:"data"`
+}
+
+// decodeQueryResponse turns an API answer into a vector. Timeouts (503) and the
+// endpoint's own failures (5xx) are errors worth another endpoint; other refusals are a
+// QueryError.
+func decodeQueryResponse(code int, body []byte, t time.Time) (promql.Vector, error) {
+	var r apiResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		if code/100 == 5 {
+			return nil, fmt.Errorf("HTTP %d: %.200s", code, body)
+		}
+		return nil, fmt.Errorf("decode query response (HTTP %d): %w", code, err)
+	}
+	if r.Status != "success" {
+		if code/100 == 5 || code == http.StatusTooManyRequests || code == 499 {
+			return nil, fmt.Errorf("HTTP %d %s: %s", code, r.ErrorType, r.Error)
+		}
+		return nil, &QueryError{Status: code, Type: r.ErrorType, Msg: r.Error}
+	}
+	switch r.Data.ResultType {
+	case "vector":
+		return decodeVector(r.Data.Result)
+	case "scalar":
+		var pair [2]json.RawMessage
+		if err := json.Unmarshal(r.Data.Result, &pair); err != nil {
+			return nil, fmt.Errorf("decode scalar result: %w", err)
+		}
+		v, err := parseValue(pair[1])
+		if err != nil {
+			return nil, err
+		}
+		return promql.Vector{{T: t.UnixMilli(), F: v, Metric: labels.EmptyLabels()}}, nil
+	}
+	return nil, &QueryError{Status: code, Type: "bad_data", Msg: fmt.Sprintf("rule expressions must give a vector or a scalar, got %s", r.Data.ResultType)}
+}
+
+type vectorSample struct {
+	Metric    map[string]string  `json:"metric"`
+	Value     [2]json.RawMessage `json:"value"`
+	Histogram json.RawMessage    `json:"histogram"`
+}
+
+func decodeVector(raw json.RawMessage) (promql.Vector, error) {
+	var in []vectorSample
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, fmt.Errorf("decode vector result: %w", err)
+	}
+	out := make(promql.Vector, 0, len(in))
+	for _, s := range in {
+		if s.Histogram != nil {
+			// The JSON form of a native histogram (buckets with boundaries) cannot be
+			// turned back into the histogram exactly.
+			return nil, &QueryError{Status: http.StatusOK, Type: "bad_data", Msg: "native histogram results are not supported in rules evaluated over the HTTP API"}
+		}
+		ts, err := parseTime(s.Value[0])
+		if err != nil {
+			return nil, err
+		}
+		v, err := parseValue(s.Value[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, promql.Sample{Metric: labels.FromMap(s.Metric), T: ts, F: v})
+	}
+	return out, nil
+}
+
+func parseTime(raw json.RawMessage) (int64, error) {
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return 0, fmt.Errorf("decode sample time %s: %w", raw, err)
+	}
+	return int64(f*1000 + 0.5), nil
+}
+
+func parseValue(raw json.RawMessage) (float64, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, fmt.Errorf("decode sample value %s: %w", raw, err)
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("decode sample value %q: %w", s, err)
+	}
+	return v, nil
+}

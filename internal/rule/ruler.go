@@ -1,0 +1,225 @@
+// Package rule is the ruler: Prometheus' rules manager evaluating recording and alerting
+// rules through the query API of --query endpoints (so over the global, deduplicated
+// view), alerts sent to Alertmanager with the replica label dropped, and recorded series
+// kept in a local TSDB that is served over the StoreAPI and shipped to object storage,
+// or, in stateless mode, remote-written.
+package rule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/agent"
+	"github.com/thanos-io/objstore"
+
+	"github.com/vigilhq/vigil/internal/block"
+	"github.com/vigilhq/vigil/internal/shipper"
+	"github.com/vigilhq/vigil/internal/tsdbstore"
+)
+
+// Config is a ruler's configuration, the flags of `vigil rule`.
+type Config struct {
+	DataDir       string
+	Labels        labels.Labels // --label: external labels of recorded data and alerts
+	RuleFiles     []string      // --rule-file globs
+	EvalInterval  time.Duration
+	QueryAddrs    func() []string // resolved --query endpoints
+	QueryTimeout  time.Duration
+	Alertmanagers *Alertmanagers
+	Alerts        AlertOptions
+	AlertRelabel  []*relabel.Config
+	ResendDelay   time.Duration
+	Outage        time.Duration // --for-outage-tolerance
+	ForGrace      time.Duration // --for-grace-period
+	QueryOffset   time.Duration // --rule-query-offset
+	BlockDuration time.Duration
+	Retention     time.Duration
+	Bucket        objstore.Bucket // nil: no upload
+	UploadEvery   time.Duration
+	RemoteWrite   *config.Config // stateless mode: the remote_write section; nil: stateful
+	ExternalURL   *url.URL       // --alert.query-url, for templates
+	Store         tsdbstore.Options
+}
+
+// Ruler is the assembled ruler.
+type Ruler struct {
+	cfg      Config
+	logger   *slog.Logger
+	loader   *Loader
+	querier  *Querier
+	manager  *rules.Manager
+	notifier *notifier.Manager
+	db       *tsdb.DB        // stateful mode
+	agentDB  *agent.DB       // stateless mode
+	remote   *remote.Storage // stateless mode
+	store    *tsdbstore.Store
+	ship     *shipper.Shipper
+
+	reloadMu sync.Mutex
+}
+
+type strategyKey struct{}
+
+// New opens the storage and builds the rules manager and notifier; nothing runs yet.
+func New(logger *slog.Logger, reg prometheus.Registerer, cfg Config) (*Ruler, error) {
+	r := &Ruler{cfg: cfg, logger: logger}
+	p := parser.NewParser(parser.Options{})
+	r.loader = NewLoader(p, logger)
+	r.querier = NewQuerier(cfg.QueryAddrs, cfg.QueryTimeout, reg)
+	appendable, queryable, err := r.openStorage(reg)
+	if err != nil {
+		return nil, err
+	}
+	r.notifier = notifier.NewManager(&notifier.Options{QueueCapacity: 10000, MaxBatchSize: 100, Registerer: reg}, model.UTF8Validation, logger)
+	if err := r.notifier.ApplyConfig(cfg.Alertmanagers.Config(cfg.AlertRelabel)); err != nil {
+		return nil, fmt.Errorf("alertmanagers: %w", err)
+	}
+	r.manager = rules.NewManager(&rules.ManagerOptions{
+		ExternalURL: cfg.ExternalURL,
+		QueryFunc: func(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
+			warn, _ := ctx.Value(strategyKey{}).(bool)
+			return r.querier.Query(ctx, q, t, warn)
+		},
+		NotifyFunc:             NotifyFunc(r.notifier, cfg.Alerts),
+		Context:                context.Background(),
+		AppendableV2:           appendable,
+		Queryable:              queryable,
+		Logger:                 logger,
+		Registerer:             reg,
+		OutageTolerance:        cfg.Outage,
+		ForGracePeriod:         cfg.ForGrace,
+		ResendDelay:            cfg.ResendDelay,
+		GroupLoader:            r.loader,
+		DefaultRuleQueryOffset: func() time.Duration { return cfg.QueryOffset },
+		Parser:                 p,
+	})
+	return r, nil
+}
+
+// openStorage opens the local TSDB (stateful) or the WAL-only agent storage with remote
+// write (stateless). The queryable restores alert `for` state after a restart.
+func (r *Ruler) openStorage(reg prometheus.Registerer) (storage.AppendableV2, storage.Queryable, error) {
+	cfg := r.cfg
+	if cfg.RemoteWrite != nil {
+		r.remote = remote.NewStorage(r.logger, reg, func() (int64, error) { return 0, nil }, cfg.DataDir, time.Minute, nil, false)
+		rw := *cfg.RemoteWrite
+		rw.GlobalConfig.ExternalLabels = cfg.Labels
+		if err := r.remote.ApplyConfig(&rw); err != nil {
+			return nil, nil, fmt.Errorf("remote write config: %w", err)
+		}
+		db, err := agent.Open(r.logger, reg, r.remote, filepath.Join(cfg.DataDir, "agent"), agent.DefaultOptions())
+		if err != nil {
+			return nil, nil, fmt.Errorf("open WAL of the stateless ruler: %w", err)
+		}
+		r.agentDB = db
+		// No local data to restore `for` state from: alerts start afresh after a restart.
+		return db, storage.QueryableFunc(func(int64, int64) (storage.Querier, error) { return storage.NoopQuerier(), nil }), nil
+	}
+	o := tsdb.DefaultOptions()
+	o.MinBlockDuration = cfg.BlockDuration.Milliseconds()
+	o.MaxBlockDuration = o.MinBlockDuration
+	o.RetentionDuration = cfg.Retention.Milliseconds()
+	db, err := tsdb.Open(cfg.DataDir, r.logger, reg, o, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open ruler TSDB in %s: %w", cfg.DataDir, err)
+	}
+	r.db = db
+	r.store = tsdbstore.New(db, cfg.Labels, cfg.Store)
+	if cfg.Bucket != nil {
+		r.ship, err = shipper.New(r.logger, reg, cfg.Bucket, shipper.Options{
+			Dir: cfg.DataDir, Source: block.SourceRuler, Labels: func() labels.Labels { return cfg.Labels },
+		})
+		if err != nil {
+			_ = db.Close()
+			return nil, nil, fmt.Errorf("shipper: %w", err)
+		}
+	}
+	return db, db, nil
+}
+
+// Store is the StoreAPI of the recorded series; nil in stateless mode.
+func (r *Ruler) Store() *tsdbstore.Store { return r.store }
+
+// Manager is the rules manager, for the rules and alerts APIs.
+func (r *Ruler) Manager() *rules.Manager { return r.manager }
+
+// Loader is the rule file loader, which knows each group's partial response strategy.
+func (r *Ruler) Loader() *Loader { return r.loader }
+
+// Reload re-reads the rule files (--rule-file globs expanded anew). An invalid file
+// fails the reload and keeps the rules in force.
+func (r *Ruler) Reload() error {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	files, err := ExpandFiles(r.cfg.RuleFiles)
+	if err != nil {
+		return err
+	}
+	ext := ""
+	if r.cfg.ExternalURL != nil {
+		ext = r.cfg.ExternalURL.String()
+	}
+	iterate := func(ctx context.Context, g *rules.Group, ts time.Time) {
+		ctx = context.WithValue(ctx, strategyKey{}, r.loader.PartialResponse(g.File(), g.Name()))
+		rules.DefaultEvalIterationFunc(ctx, g, ts)
+	}
+	if err := r.manager.Update(r.cfg.EvalInterval, files, r.cfg.Labels, ext, iterate); err != nil {
+		return fmt.Errorf("load rule files: %w", err)
+	}
+	r.logger.Info("rule files loaded", "files", len(files), "groups", len(r.manager.RuleGroups()))
+	return nil
+}
+
+// Run evaluates rules and sends alerts until ctx is done, then stops the manager and
+// the notifier (sending what is queued).
+func (r *Ruler) Run(ctx context.Context) error {
+	tsets := make(chan map[string][]*targetgroup.Group)
+	var wg, resolver sync.WaitGroup
+	wg.Go(func() { r.notifier.Run(tsets) })
+	resolver.Go(func() { r.cfg.Alertmanagers.Run(ctx, 30*time.Second, r.logger, tsets) })
+	wg.Go(r.manager.Run)
+	if r.ship != nil {
+		wg.Go(func() { _ = r.ship.Run(ctx, r.cfg.UploadEvery) })
+	}
+	<-ctx.Done()
+	r.manager.Stop()
+	r.notifier.Stop()
+	resolver.Wait() // it sends on tsets until ctx is done: only then may tsets close
+	close(tsets)
+	wg.Wait()
+	return nil
+}
+
+// Close closes the storage. Call it after Run returned.
+func (r *Ruler) Close() error {
+	var errs []error
+	if r.db != nil {
+		errs = append(errs, r.db.Close())
+	}
+	if r.agentDB != nil {
+		errs = append(errs, r.agentDB.Close())
+	}
+	if r.remote != nil {
+		errs = append(errs, r.remote.Close())
+	}
+	return errors.Join(errs...)
+}

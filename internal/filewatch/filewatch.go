@@ -22,6 +22,10 @@ type Options struct {
 	Refresh time.Duration
 	// Initial is the content the caller already applied, if any.
 	Initial []byte
+	// Read, when set, replaces reading Path: its result is what is compared and handed
+	// over. It lets a caller follow several files as one content (the reloader follows a
+	// config file plus a digest of rule directories).
+	Read func() ([]byte, error)
 }
 
 // Watch calls apply from its own goroutine until ctx is done: with the file's content
@@ -41,6 +45,10 @@ func Watch(ctx context.Context, opts Options, apply func(content []byte, err err
 		defer t.Stop()
 		force = t.C
 	}
+	read := opts.Read
+	if read == nil {
+		read = func() ([]byte, error) { return os.ReadFile(opts.Path) }
+	}
 	seen := sha256.Sum256(opts.Initial)
 	readFailed := false
 	for {
@@ -52,7 +60,7 @@ func Watch(ctx context.Context, opts Options, apply func(content []byte, err err
 		case <-force:
 			forced = true
 		}
-		b, err := os.ReadFile(opts.Path)
+		b, err := read()
 		if err != nil {
 			if !readFailed || forced {
 				apply(nil, err)

@@ -42,8 +42,13 @@ func (r *recorder) waitFor(t *testing.T, n int) []string {
 
 func TestWatchReportsChangesAndReadErrorsOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cfg")
+	// Written aside and renamed: a poll between os.WriteFile's truncate and its write
+	// would otherwise see an empty file.
 	write := func(s string) {
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		if err := os.WriteFile(path+".tmp", []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,5 +95,26 @@ func TestWatchRefreshOffersUnchangedContent(t *testing.T) {
 	go Watch(ctx, Options{Path: path, Poll: time.Hour, Refresh: 20 * time.Millisecond, Initial: []byte("x")}, r.apply)
 	if got := r.waitFor(t, 2); got[0] != "x" || got[1] != "x" {
 		t.Fatalf("calls %q, want the unchanged content at each refresh", got)
+	}
+}
+
+func TestWatchCustomRead(t *testing.T) {
+	var mu sync.Mutex
+	content := "a"
+	read := func() ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return []byte(content), nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &recorder{}
+	go Watch(ctx, Options{Read: read, Poll: 10 * time.Millisecond, Initial: []byte("a")}, r.apply)
+	time.Sleep(50 * time.Millisecond) // unchanged: no call
+	mu.Lock()
+	content = "b"
+	mu.Unlock()
+	if got := r.waitFor(t, 1); got[0] != "b" {
+		t.Fatalf("calls %q, want the content Read returned", got)
 	}
 }

@@ -75,7 +75,13 @@ func runRule(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry,
 	if err != nil {
 		return fmt.Errorf("rule: %w", err)
 	}
-	defer r.Close()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		if err := r.Close(cctx); err != nil {
+			logger.Error("closing the ruler's storage", "err", err)
+		}
+	}()
 	if err := r.Reload(); err != nil {
 		return fmt.Errorf("rule: %w", err)
 	}

@@ -292,7 +292,7 @@ func (t *Tenants) retire(ctx context.Context, tn *tenant) error {
 	tn.closed = true
 	tn.mu.Unlock()
 	var errs []error
-	if err := flushHead(tn.db); err != nil {
+	if err := block.FlushHead(tn.db); err != nil {
 		errs = append(errs, fmt.Errorf("flush head of tenant %q: %w", tn.name, err))
 	}
 	if tn.ship != nil {
@@ -304,16 +304,6 @@ func (t *Tenants) retire(ctx context.Context, tn *tenant) error {
 		errs = append(errs, fmt.Errorf("close TSDB of tenant %q: %w", tn.name, err))
 	}
 	return errors.Join(errs...)
-}
-
-// flushHead writes everything in the head into a block, so that it can be uploaded
-// before the process exits or the tenant is removed.
-func flushHead(db *tsdb.DB) error {
-	h := db.Head()
-	if h.NumSeries() == 0 || h.MinTime() > h.MaxTime() {
-		return nil
-	}
-	return db.CompactHead(tsdb.NewRangeHead(h, h.MinTime(), h.MaxTime()))
 }
 
 // Close stops accepting writes; with flush it writes every head into a block and

@@ -209,9 +209,18 @@ func (r *Ruler) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the storage. Call it after Run returned.
-func (r *Ruler) Close() error {
+// Close closes the storage. Call it after Run returned. With uploads on, the head is
+// written into a block and uploaded first, so that the recorded series reach the bucket
+// even if this ruler never runs again.
+func (r *Ruler) Close(ctx context.Context) error {
 	var errs []error
+	if r.db != nil && r.ship != nil {
+		if err := block.FlushHead(r.db); err != nil {
+			errs = append(errs, fmt.Errorf("flush head: %w", err))
+		} else if _, err := r.ship.Sync(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("upload on shutdown: %w", err))
+		}
+	}
 	if r.db != nil {
 		errs = append(errs, r.db.Close())
 	}

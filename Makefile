@@ -17,7 +17,7 @@ proto:
 	PATH=$(CURDIR)/$(BIN):$$PATH protoc -I proto -I /usr/include \
 	  --go_out=$(PROTO_OUT) --go_opt=module=github.com/vigilhq/vigil/internal/storeapi \
 	  --go-grpc_out=$(PROTO_OUT) --go-grpc_opt=module=github.com/vigilhq/vigil/internal/storeapi \
-	  proto/storepb/types.proto proto/storepb/rpc.proto proto/infopb/rpc.proto
+	  proto/storepb/types.proto proto/storepb/rpc.proto proto/infopb/rpc.proto proto/rulespb/rpc.proto
 
 # Installs what the tests need on a fresh Debian machine, then runs unit and e2e tests.
 test: deps test-unit test-fuzz test-e2e

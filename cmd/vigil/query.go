@@ -109,10 +109,13 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		fsd = discovery.NewFileSD(*cfg.sdFiles, *cfg.sdInterval, logger, reg)
 	}
 	eps := discovery.NewEndpoints(specs, fsd, discovery.NewDNS(net.DefaultResolver, logger, reg), *cfg.dnsInterval, logger)
+	dialOpts := storeapi.DialOptions(tlsCfg, *cfg.compression)
 	set := query.NewEndpointSet(query.EndpointSetConfig{
-		Addresses: eps.Addresses, DialOptions: storeapi.DialOptions(tlsCfg, *cfg.compression),
+		Addresses: eps.Addresses, DialOptions: dialOpts,
 		InfoTimeout: *cfg.infoTimeout, UnhealthyTimeout: *cfg.unhealthyTimeout,
 	}, logger, reg)
+	rulesProxy := query.NewRulesProxy(set, dialOpts, *cfg.infoTimeout)
+	defer rulesProxy.Close()
 	proxy := query.NewProxy(set, *cfg.responseTimeout, logger).WithLimits(storeapi.RequestLimits{
 		Series: *cfg.limitSeries, Samples: *cfg.limitSamples, Bytes: int64(*cfg.maxFetchedBytes),
 	})
@@ -124,6 +127,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 	})
 	api := queryapi.New(queryapi.Config{
 		Engine: query.NewGatedEngine(engine, *cfg.maxConcurrent), Queryable: query.NewQueryableFactory(proxy, dedupFunc), Stores: set,
+		Rules:         rulesProxy,
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), PartialResponse: *cfg.partialResponse,
 		LookbackDelta: *cfg.lookbackDelta, DefaultStep: *cfg.defaultStep, Timeout: *cfg.timeout,
 		AutoDownsampling: *cfg.autoDownsampling,

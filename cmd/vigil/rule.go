@@ -14,6 +14,8 @@ import (
 
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/rule"
+	"github.com/vigilhq/vigil/internal/rulesapi"
+	"github.com/vigilhq/vigil/internal/storeapi/infopb"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 	"github.com/vigilhq/vigil/internal/tsdbstore"
 )
@@ -86,8 +88,14 @@ func runRule(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry,
 		return fmt.Errorf("rule: %w", err)
 	}
 	if st := r.Store(); st != nil {
-		tsdbstore.NewMulti(func() []*tsdbstore.Store { return []*tsdbstore.Store{st} }, storepb.StoreType_RULE, tsdbstore.MultiOptions{Logger: logger}).Register(s.grpc.Server())
+		tsdbstore.NewMulti(func() []*tsdbstore.Store { return []*tsdbstore.Store{st} }, storepb.StoreType_RULE,
+			tsdbstore.MultiOptions{Logger: logger, Rules: true}).Register(s.grpc.Server())
+	} else {
+		infopb.RegisterInfoServer(s.grpc.Server(), rule.InfoServer(cfg.Labels))
 	}
+	rulesapi.Register(s.grpc.Server(), r.RulesSource())
+	s.http.Handle("/api/v1/rules", rulesapi.RulesHandler(r.RulesSource()))
+	s.http.Handle("/api/v1/alerts", rulesapi.AlertsHandler(r.RulesSource()))
 	s.http.Handle("/-/reload", rule.ReloadHandler(r, logger))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

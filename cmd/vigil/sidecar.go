@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/promclient"
+	"github.com/vigilhq/vigil/internal/reloader"
 	"github.com/vigilhq/vigil/internal/shipper"
 	"github.com/vigilhq/vigil/internal/sidecar"
 	"github.com/vigilhq/vigil/internal/storeapi"
@@ -47,12 +49,13 @@ func registerSidecar(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd.Flag("hash-func", "Hash function recorded for each uploaded file in meta.json: SHA256, or empty for none.").
 		Default("").EnumVar(&up.hashFunc, "", string(block.HashSHA256))
 	up.interval = cliflag.Duration(cmd.Flag("shipper.upload-interval", "How often the shipper looks for new blocks to upload.").Default("30s").Hidden())
+	reload := reloader.RegisterFlags(cmd)
 
 	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
 		return runSidecar(ctx, logger, reg, sidecarConfig{
 			servers: srv, promURL: *promURL, readyTimeout: *readyTimeout, interval: *configInterval,
 			timeout: *configTimeout, minTime: minTime.Millis(time.Now(), cliflag.MinTimeDefault), limits: limits,
-			tsdbPath: *tsdbPath, upload: up,
+			tsdbPath: *tsdbPath, upload: up, reloader: reload,
 		})
 	}
 }
@@ -65,6 +68,7 @@ type sidecarConfig struct {
 	limits                          sidecar.Limits
 	tsdbPath                        string
 	upload                          uploadFlags
+	reloader                        *reloader.Flags
 }
 
 // uploadFlags configure uploading blocks to object storage.
@@ -93,11 +97,16 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	} else {
 		logger.Info("no object storage configured (--objstore.config or --objstore.config-file); block uploads are disabled")
 	}
+	hc := promclient.NewHTTPClient()
+	loops, err := sidecarReloader(logger, reg, cfg, hc)
+	if err != nil {
+		return err
+	}
 	s, err := newServers(logger, reg, cfg.servers)
 	if err != nil {
 		return err
 	}
-	client := promclient.New(cfg.promURL, promclient.NewHTTPClient())
+	client := promclient.New(cfg.promURL, hc)
 	prom := sidecar.NewPrometheus(client, logger, cfg.minTime, func(ready bool, reason string) {
 		if ready {
 			s.probe.Ready()
@@ -118,6 +127,7 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	}
 	store := sidecar.NewStore(prom, client, cfg.limits)
 	storeapi.Register(s.grpc.Server(), store, store, storepb.StoreType_SIDECAR)
+	sidecar.RegisterRules(s.grpc.Server(), prom, client) // thanos.Rules from Prometheus /api/v1/rules
 	s.probe.Healthy()
 
 	startup := func(ctx context.Context) error {
@@ -146,5 +156,23 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		g.Go(func() error { return ship.Run(gctx, *cfg.upload.interval) })
 		return g.Wait()
 	}
-	return s.run(ctx, startup)
+	return s.run(ctx, append(loops, startup)...)
+}
+
+// sidecarReloader returns the reloader's loop when a --reloader.* flag asks for one. It
+// runs beside the start-up rather than after it: the reloader renders the config
+// Prometheus may be waiting for.
+func sidecarReloader(logger *slog.Logger, reg prometheus.Registerer, cfg sidecarConfig, hc *http.Client) ([]func(context.Context) error, error) {
+	opts, ok, err := cfg.reloader.Options(hc, cfg.promURL)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: %w", err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	rl, err := reloader.New(logger, reg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: %w", err)
+	}
+	return []func(context.Context) error{rl.Run}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/vigilhq/vigil/internal/query"
+	"github.com/vigilhq/vigil/internal/rulesapi"
 )
 
 // BuildInfo is the payload of /api/v1/status/buildinfo.
@@ -39,6 +40,9 @@ type Config struct {
 	Queryable query.QueryableFactory
 	// Stores lists the endpoints for /api/v1/stores; nil serves {}.
 	Stores query.StoresLister
+	// Rules answers /api/v1/rules and /api/v1/alerts (query.RulesProxy); nil serves no
+	// rules.
+	Rules rulesapi.Source
 	// ReplicaLabels is --query.replica-label, overridden per request by replicaLabels[].
 	ReplicaLabels []string
 	// PartialResponse is the --query.partial-response default of partial_response.
@@ -101,6 +105,8 @@ func (a *API) Register(mux *http.ServeMux, prefix string) {
 		{"/label/{name}/values", a.labelValues},
 		{"/status/buildinfo", a.buildInfo},
 		{"/stores", a.stores},
+		{"/rules", a.rules},
+		{"/alerts", a.alerts},
 	}
 	for _, e := range endpoints {
 		h := a.handler(e.f)

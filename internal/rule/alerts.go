@@ -1,9 +1,11 @@
 package rule
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -99,23 +101,58 @@ type Alertmanagers struct {
 func ParseAlertmanagerURLs(urls []string, timeout time.Duration) (*Alertmanagers, error) {
 	am := &Alertmanagers{}
 	for _, raw := range urls {
-		scheme, rest, ok := strings.Cut(raw, "://")
-		if !ok || (scheme != "http" && scheme != "https") {
-			return nil, fmt.Errorf("--alertmanagers.url %q: want http:// or https:// followed by the address", raw)
-		}
-		hostport, prefix, _ := strings.Cut(rest, "/")
-		if hostport == "" {
-			return nil, fmt.Errorf("--alertmanagers.url %q: no host", raw)
-		}
-		if !strings.Contains(strings.TrimPrefix(strings.TrimPrefix(hostport, "dnssrv+"), "dnssrvnoa+"), ":") && !strings.HasPrefix(hostport, "dnssrv") {
-			hostport += ":9093"
-		}
-		if err := discovery.ValidateSpec(hostport); err != nil {
+		scheme, spec, path, err := parseAlertmanagerURL(raw)
+		if err != nil {
 			return nil, fmt.Errorf("--alertmanagers.url %q: %w", raw, err)
 		}
-		am.add(scheme, "/"+prefix, model.Duration(timeout), []string{hostport}, nil, nil)
+		if err := am.add(scheme, path, model.Duration(timeout), []string{spec}, nil, nil); err != nil {
+			return nil, fmt.Errorf("--alertmanagers.url %q: %w", raw, err)
+		}
 	}
 	return am, nil
+}
+
+// lookupPrefixes are the discovery prefixes an Alertmanager address may carry, on the
+// scheme as Thanos writes it (dns+http://host) or on the host (http://dns+host).
+var lookupPrefixes = []string{"dnssrvnoa+", "dnssrv+", "dns+"}
+
+// parseAlertmanagerURL splits an --alertmanagers.url into its scheme, its address as a
+// discovery spec (port 9093 when none is given, except for SRV lookups) and its path.
+func parseAlertmanagerURL(raw string) (scheme, spec, path string, _ error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	lookup := ""
+	for _, p := range lookupPrefixes {
+		if s, found := strings.CutPrefix(scheme, p); found {
+			lookup, scheme = p, s
+			break
+		}
+	}
+	if !ok || (scheme != "http" && scheme != "https") {
+		return "", "", "", fmt.Errorf("want http:// or https:// (optionally dns+, dnssrv+ or dnssrvnoa+ before it) followed by the address")
+	}
+	hostport, path, _ := strings.Cut(rest, "/")
+	for _, p := range lookupPrefixes {
+		if h, found := strings.CutPrefix(hostport, p); found {
+			if lookup != "" {
+				return "", "", "", fmt.Errorf("two lookup prefixes (%s and %s)", lookup, p)
+			}
+			lookup, hostport = p, h
+			break
+		}
+	}
+	if hostport == "" {
+		return "", "", "", fmt.Errorf("no host: missing host name")
+	}
+	if !strings.HasPrefix(lookup, "dnssrv") {
+		if _, _, err := net.SplitHostPort(hostport); err != nil {
+			hostport = net.JoinHostPort(strings.Trim(hostport, "[]"), "9093")
+		}
+	}
+	spec = lookup + hostport
+	if err := discovery.ValidateSpec(spec); err != nil {
+		return "", "", "", err
+	}
+	return scheme, spec, "/" + path, nil
 }
 
 // ParseAlertmanagersFile reads an --alertmanagers.config-file.
@@ -125,9 +162,7 @@ func ParseAlertmanagersFile(path string, defaultTimeout time.Duration) (*Alertma
 		return nil, fmt.Errorf("read alertmanagers config: %w", err)
 	}
 	var f AlertmanagersFile
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	if err := decodeStrict(b, &f); err != nil {
 		return nil, fmt.Errorf("parse alertmanagers config %s: %w", path, err)
 	}
 	am := &Alertmanagers{}
@@ -152,23 +187,39 @@ func ParseAlertmanagersFile(path string, defaultTimeout time.Duration) (*Alertma
 		if err != nil {
 			return nil, fmt.Errorf("alertmanagers config %s, entry %d: http_config: %w", path, i, err)
 		}
-		am.add(c.Scheme, c.PathPrefix, timeout, c.StaticConfigs, files, hc)
+		if err := am.add(c.Scheme, c.PathPrefix, timeout, c.StaticConfigs, files, hc); err != nil {
+			return nil, fmt.Errorf("alertmanagers config %s, entry %d: %w", path, i, err)
+		}
 	}
 	return am, nil
 }
 
-func (am *Alertmanagers) add(scheme, prefix string, timeout model.Duration, specs, files []string, httpConfig []byte) {
+func (am *Alertmanagers) add(scheme, prefix string, timeout model.Duration, specs, files []string, httpConfig []byte) error {
 	c := &config.AlertmanagerConfig{Scheme: scheme, PathPrefix: prefix, Timeout: timeout, APIVersion: config.AlertmanagerAPIVersionV2}
 	if c.Scheme == "" {
 		c.Scheme = "http"
 	}
 	c.HTTPClientConfig = config.DefaultAlertmanagerConfig.HTTPClientConfig
-	if len(httpConfig) > 0 {
-		_ = yaml.Unmarshal(httpConfig, &c.HTTPClientConfig) // checked by ApplyConfig's validation
+	if len(httpConfig) > 0 && string(httpConfig) != "{}\n" && string(httpConfig) != "null\n" {
+		if err := decodeStrict(httpConfig, &c.HTTPClientConfig); err != nil {
+			return fmt.Errorf("http_config: %w", err)
+		}
+		if err := c.HTTPClientConfig.Validate(); err != nil {
+			return fmt.Errorf("http_config: %w", err)
+		}
 	}
 	am.configs = append(am.configs, c)
 	am.specs = append(am.specs, specs)
 	am.fileSD = append(am.fileSD, files)
+	return nil
+}
+
+// decodeStrict decodes YAML refusing unknown fields, so that a typo is an error rather
+// than a setting silently left at its default.
+func decodeStrict(b []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
 }
 
 // Config is the Prometheus alerting configuration for the notifier.
@@ -225,7 +276,7 @@ func LoadRelabelConfigs(path string) ([]*relabel.Config, error) {
 		return nil, fmt.Errorf("read alert relabel config: %w", err)
 	}
 	var cfgs []*relabel.Config
-	if err := yaml.Unmarshal(b, &cfgs); err != nil {
+	if err := decodeStrict(b, &cfgs); err != nil {
 		return nil, fmt.Errorf("parse alert relabel config %s: %w", path, err)
 	}
 	for i, c := range cfgs {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/common/model"
@@ -54,8 +55,8 @@ func (l *Loader) Load(file string, ignoreUnknownFields bool, scheme model.Valida
 		return nil, errs
 	}
 	l.mu.Lock()
-	for name, warn := range strategies {
-		l.warns[groupKey(file, name)] = warn
+	for _, g := range rgs.Groups { // every group: one that lost its warn is abort again
+		l.warns[groupKey(file, g.Name)] = strategies[g.Name]
 	}
 	l.mu.Unlock()
 	return rgs, nil
@@ -98,6 +99,9 @@ func stripStrategies(b []byte) ([]byte, map[string]bool, error) {
 		return b, out, nil
 	}
 	changed := false
+	var blank []int // 1-based lines holding only a strategy field
+	found := 0
+	lines := bytes.Split(b, []byte("\n"))
 	for _, g := range groups.Content {
 		if g.Kind != yaml.MappingNode {
 			continue
@@ -117,6 +121,10 @@ func stripStrategies(b []byte) ([]byte, map[string]bool, error) {
 			default:
 				return nil, nil, fmt.Errorf("group %q: %s must be warn or abort, got %q", name, strategyField, v)
 			}
+			found++
+			if k, v := g.Content[i], g.Content[i+1]; k.Line == v.Line && k.Line <= len(lines) && onlyField(lines[k.Line-1]) {
+				blank = append(blank, k.Line)
+			}
 			g.Content = slices.Delete(g.Content, i, i+2)
 			changed = true
 			break
@@ -125,6 +133,14 @@ func stripStrategies(b []byte) ([]byte, map[string]bool, error) {
 	if !changed {
 		return b, out, nil
 	}
+	if len(blank) == found {
+		// Every strategy sat on a line of its own: blank those lines, so that Prometheus'
+		// errors point at the lines of the file as written.
+		for _, n := range blank {
+			lines[n-1] = bytes.Repeat([]byte(" "), len(lines[n-1]))
+		}
+		return bytes.Join(lines, []byte("\n")), out, nil
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -132,6 +148,16 @@ func stripStrategies(b []byte) ([]byte, map[string]bool, error) {
 		return nil, nil, fmt.Errorf("re-encode rule file: %w", err)
 	}
 	return buf.Bytes(), out, nil
+}
+
+// onlyField reports whether a line holds one "partial_response_strategy: value" entry and
+// nothing else (a comment aside).
+func onlyField(line []byte) bool {
+	t := strings.TrimSpace(string(line))
+	if !strings.HasPrefix(t, strategyField+":") {
+		return false
+	}
+	return !strings.ContainsAny(t, "{},[]")
 }
 
 func mappingValue(m *yaml.Node, key string) *yaml.Node {

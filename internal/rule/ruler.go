@@ -56,6 +56,7 @@ type Config struct {
 	Bucket        objstore.Bucket // nil: no upload
 	UploadEvery   time.Duration
 	RemoteWrite   *config.Config // stateless mode: the remote_write section; nil: stateful
+	FlushDeadline time.Duration  // stateless mode: how long shutdown waits for unsent samples; 1m when 0
 	ExternalURL   *url.URL       // --alert.query-url, for templates
 	Store         tsdbstore.Options
 }
@@ -65,6 +66,7 @@ type Ruler struct {
 	cfg      Config
 	logger   *slog.Logger
 	loader   *Loader
+	parser   parser.Parser
 	querier  *Querier
 	manager  *rules.Manager
 	notifier *notifier.Manager
@@ -84,12 +86,17 @@ func New(logger *slog.Logger, reg prometheus.Registerer, cfg Config) (*Ruler, er
 	r := &Ruler{cfg: cfg, logger: logger}
 	p := parser.NewParser(parser.Options{})
 	r.loader = NewLoader(p, logger)
+	r.parser = p
 	r.querier = NewQuerier(cfg.QueryAddrs, cfg.QueryTimeout, reg)
 	appendable, queryable, err := r.openStorage(reg)
 	if err != nil {
 		return nil, err
 	}
-	r.notifier = notifier.NewManager(&notifier.Options{QueueCapacity: 10000, MaxBatchSize: 100, Registerer: reg}, model.UTF8Validation, logger)
+	if cfg.Alertmanagers == nil {
+		cfg.Alertmanagers = &Alertmanagers{}
+		r.cfg.Alertmanagers = cfg.Alertmanagers
+	}
+	r.notifier = notifier.NewManager(&notifier.Options{QueueCapacity: 10000, MaxBatchSize: 100, Registerer: reg, DrainOnShutdown: true}, model.UTF8Validation, logger)
 	if err := r.notifier.ApplyConfig(cfg.Alertmanagers.Config(cfg.AlertRelabel)); err != nil {
 		return nil, fmt.Errorf("alertmanagers: %w", err)
 	}
@@ -120,16 +127,22 @@ func New(logger *slog.Logger, reg prometheus.Registerer, cfg Config) (*Ruler, er
 func (r *Ruler) openStorage(reg prometheus.Registerer) (storage.AppendableV2, storage.Queryable, error) {
 	cfg := r.cfg
 	if cfg.RemoteWrite != nil {
-		r.remote = remote.NewStorage(r.logger, reg, func() (int64, error) { return 0, nil }, cfg.DataDir, time.Minute, nil, false)
+		walDir := filepath.Join(cfg.DataDir, "agent") // where the agent writes its WAL, which remote write reads
+		flush := cfg.FlushDeadline
+		if flush <= 0 {
+			flush = time.Minute
+		}
+		r.remote = remote.NewStorage(r.logger, reg, func() (int64, error) { return 0, nil }, walDir, flush, nil, false)
 		rw := *cfg.RemoteWrite
 		rw.GlobalConfig.ExternalLabels = cfg.Labels
 		if err := r.remote.ApplyConfig(&rw); err != nil {
 			return nil, nil, fmt.Errorf("remote write config: %w", err)
 		}
-		db, err := agent.Open(r.logger, reg, r.remote, filepath.Join(cfg.DataDir, "agent"), agent.DefaultOptions())
+		db, err := agent.Open(r.logger, reg, r.remote, walDir, agent.DefaultOptions())
 		if err != nil {
 			return nil, nil, fmt.Errorf("open WAL of the stateless ruler: %w", err)
 		}
+		db.SetWriteNotified(r.remote) // read new samples at once rather than on the next poll
 		r.agentDB = db
 		// No local data to restore `for` state from: alerts start afresh after a restart.
 		return db, storage.QueryableFunc(func(int64, int64) (storage.Querier, error) { return storage.NoopQuerier(), nil }), nil
@@ -181,6 +194,17 @@ func (r *Ruler) Reload() error {
 	iterate := func(ctx context.Context, g *rules.Group, ts time.Time) {
 		ctx = context.WithValue(ctx, strategyKey{}, r.loader.PartialResponse(g.File(), g.Name()))
 		rules.DefaultEvalIterationFunc(ctx, g, ts)
+	}
+	// Prometheus' manager only says that loading failed (it logs why): check the files
+	// first, so that /-/reload can answer with the reason.
+	check := NewLoader(r.parser, r.logger)
+	var errs []error
+	for _, f := range files {
+		_, ferrs := check.Load(f, false, model.UTF8Validation)
+		errs = append(errs, ferrs...)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("load rule files: %w", errors.Join(errs...))
 	}
 	if err := r.manager.Update(r.cfg.EvalInterval, files, r.cfg.Labels, ext, iterate); err != nil {
 		return fmt.Errorf("load rule files: %w", err)

@@ -55,6 +55,7 @@ func (s *Store) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse
 			MinTime: mint, MaxTime: math.MaxInt64,
 			SupportsSharding: true, SupportsWithoutReplicaLabels: true,
 		},
+		Rules: &infopb.RulesInfo{}, // served by RegisterRules (rules.go)
 	}, nil
 }
 

@@ -30,6 +30,9 @@ type MultiOptions struct {
 	// Unavailable, which makes queriers treat the endpoint as unhealthy instead of
 	// pruning on an incomplete label set.
 	Ready func() error
+	// Rules makes Info advertise the thanos.Rules service, which the component serves
+	// beside the StoreAPI (the ruler).
+	Rules bool
 }
 
 // Multi serves several Stores as one StoreAPI endpoint, as a receiver serves its tenants.
@@ -72,6 +75,9 @@ func (m *Multi) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse
 		info.MinTime, info.MaxTime = math.MaxInt64, math.MinInt64
 	}
 	resp := &infopb.InfoResponse{ComponentType: component, Store: info}
+	if m.opts.Rules {
+		resp.Rules = &infopb.RulesInfo{}
+	}
 	for _, s := range stores {
 		mint, maxt := s.TimeRange()
 		info.MinTime, info.MaxTime = min(info.MinTime, mint), max(info.MaxTime, maxt)

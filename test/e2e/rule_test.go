@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -82,7 +83,7 @@ type alertPipeline struct {
 	dep     *fakeDeployment
 	hook    *webhook
 	am      *e2eutil.Alertmanager
-	prom    [2]*e2eutil.Prometheus
+	prom    [2]string // URLs of the Prometheus replicas
 	side    [2]*e2eutil.Vigil
 	queries [2]*e2eutil.Vigil
 	rulers  [2]*e2eutil.Vigil
@@ -110,20 +111,32 @@ receivers:
   webhook_configs: [{url: %q, send_resolved: false}]
 `, p.hook.srv.URL))
 	depAddr := strings.TrimPrefix(p.dep.srv.URL, "http://")
-	for i := range p.prom {
-		p.prom[i] = e2eutil.StartPrometheus(t, e2eutil.PrometheusConfig{
-			ExternalLabels: map[string]string{"cluster": "test", replicaLabel: fmt.Sprintf("p%d", i)},
-			ScrapeConfigs:  []e2eutil.ScrapeConfig{{JobName: "deploy", Targets: []string{depAddr}}},
-			Files:          map[string]string{"rules.yml": deploymentRules},
-			ExtraYAML: fmt.Sprintf(`rule_files: [rules.yml]
+	// Both replicas' configs are rendered by their sidecar's reloader from one template;
+	// only $(REPLICA) differs.
+	dir := t.TempDir()
+	rules := writeRuleFile(t, "rules.yml", deploymentRules)
+	tmpl := filepath.Join(dir, "prometheus.yml.tmpl")
+	writeTemplate(t, tmpl, []byte(fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+  external_labels: {cluster: test, %[1]s: $(REPLICA)}
+scrape_configs: [{job_name: deploy, static_configs: [{targets: [%[2]q]}]}]
+rule_files: [%[3]q]
 alerting:
-  alert_relabel_configs: [{action: labeldrop, regex: %s}]
-  alertmanagers: [{static_configs: [{targets: [%q]}]}]
-`, replicaLabel, p.am.Addr),
-			ExtraFlags: []string{"--rules.alert.resend-delay=1s"},
+  alert_relabel_configs: [{action: labeldrop, regex: %[1]s}]
+  alertmanagers: [{static_configs: [{targets: [%[4]q]}]}]
+`, replicaLabel, depAddr, rules, p.am.Addr)))
+	for i := range p.prom {
+		addr, out := e2eutil.FreeAddr(t), filepath.Join(dir, fmt.Sprintf("prometheus-%d.yml", i))
+		p.prom[i] = "http://" + addr
+		p.side[i] = e2eutil.StartVigilWith(t, e2eutil.VigilOptions{Env: []string{fmt.Sprintf("REPLICA=p%d", i)}, Args: []string{
+			"sidecar", "--prometheus.url=" + p.prom[i], "--tsdb.path=" + t.TempDir(), "--prometheus.get_config_interval=1s",
+			"--reloader.config-file=" + tmpl, "--reloader.config-envsubst-file=" + out}})
+		e2eutil.Poll(t, 10*time.Second, 50*time.Millisecond, func() error {
+			_, err := os.Stat(out)
+			return err
 		})
-		p.side[i] = e2eutil.StartVigil(t, "sidecar", "--prometheus.url="+p.prom[i].URL, "--tsdb.path="+p.prom[i].DataDir,
-			"--prometheus.get_config_interval=1s")
+		startPrometheusOn(t, addr, out, "--rules.alert.resend-delay=1s")
 	}
 	for i := range p.side {
 		p.side[i].MustWaitReady(t)
@@ -224,9 +237,23 @@ func TestRuleAlertsOnce(t *testing.T) {
 		}
 	}
 	for i, pr := range p.prom {
-		if sent, _, err := metricValue(pr.URL, "prometheus_notifications_sent_total"); err != nil || sent == 0 {
+		if sent, _, err := metricValue(pr, "prometheus_notifications_sent_total"); err != nil || sent == 0 {
 			t.Errorf("Prometheus %d sent no notification (%v)", i, err)
 		}
+	}
+
+	// The rules API: each ruler lists its firing alert; the querier merges the rulers'
+	// and the Prometheus replicas' into one.
+	for i, r := range p.rulers {
+		if n := firingAlerts(t, r.HTTPURL, nil); n != 1 {
+			t.Errorf("ruler %d /api/v1/alerts: %d firing DeploymentAtZero, want 1", i, n)
+		}
+	}
+	if n := firingAlerts(t, p.q.HTTPURL, nil); n != 1 {
+		t.Errorf("querier /api/v1/alerts over two rulers and two sidecars: %d firing DeploymentAtZero, want 1 (deduplicated)", n)
+	}
+	if n := firingAlerts(t, p.q.HTTPURL, url.Values{"dedup": {"false"}}); n != 4 {
+		t.Errorf("querier /api/v1/alerts?dedup=false: %d firing DeploymentAtZero, want 4 (two rulers, two Prometheus)", n)
 	}
 
 	// Fail-over: the first querier dies; the rulers go on through the second.
@@ -254,6 +281,28 @@ func countAlerts(alerts []e2eutil.AMAlert, name string) int {
 	n := 0
 	for _, a := range alerts {
 		if a.Labels["alertname"] == name {
+			n++
+		}
+	}
+	return n
+}
+
+// firingAlerts counts the firing DeploymentAtZero alerts a component's /api/v1/alerts lists.
+func firingAlerts(t *testing.T, base string, params url.Values) int {
+	t.Helper()
+	r := mustAPI(t, base, "/api/v1/alerts", params)
+	var d struct {
+		Alerts []struct {
+			Labels map[string]string `json:"labels"`
+			State  string            `json:"state"`
+		} `json:"alerts"`
+	}
+	if err := json.Unmarshal(r.Data, &d); err != nil {
+		t.Fatalf("decode /api/v1/alerts of %s: %v", base, err)
+	}
+	n := 0
+	for _, a := range d.Alerts {
+		if a.Labels["alertname"] == "DeploymentAtZero" && a.State == "firing" {
 			n++
 		}
 	}

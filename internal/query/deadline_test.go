@@ -75,13 +75,14 @@ func TestStoreServerDeadlineCodes(t *testing.T) {
 	stuck.block, stuck.blockAfter = true, 2
 	p, _ := proxyOver(t, 0, stuck)
 	s := NewStoreServer(p)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	req := seriesReq(eq("__name__", "up"))
 	req.PartialResponseStrategy = storepb.PartialResponseStrategy_WARN
-	err := s.Series(req, &deadlineStream{ctx: ctx})
+	ds := &deadlineStream{ctx: ctx}
+	err := s.Series(req, ds)
 	if status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("Series past its deadline: %v, want code DeadlineExceeded", err)
+		t.Fatalf("Series past its deadline: %v after %d frames (context: %v), want code DeadlineExceeded", err, ds.sent, ctx.Err())
 	}
 	canceled, cancelNow := context.WithCancel(context.Background())
 	cancelNow()

@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 PROTO_OUT := internal/storeapi
 
-.PHONY: all build proto test test-unit test-fuzz test-e2e deps bench lint
+.PHONY: all build proto test test-unit test-fuzz test-e2e deps bench lint ui ui-check
 
 all: build
 
@@ -17,10 +17,11 @@ proto:
 	PATH=$(CURDIR)/$(BIN):$$PATH protoc -I proto -I /usr/include \
 	  --go_out=$(PROTO_OUT) --go_opt=module=github.com/vigilhq/vigil/internal/storeapi \
 	  --go-grpc_out=$(PROTO_OUT) --go-grpc_opt=module=github.com/vigilhq/vigil/internal/storeapi \
-	  proto/storepb/types.proto proto/storepb/rpc.proto proto/infopb/rpc.proto proto/rulespb/rpc.proto
+	  proto/storepb/types.proto proto/storepb/rpc.proto proto/infopb/rpc.proto proto/rulespb/rpc.proto \
+	  proto/metadatapb/rpc.proto proto/targetspb/rpc.proto proto/exemplarspb/rpc.proto
 
 # Installs what the tests need on a fresh Debian machine, then runs unit and e2e tests.
-test: deps test-unit test-fuzz test-e2e
+test: deps ui-check test-unit test-fuzz test-e2e
 
 deps:
 	./scripts/install-test-deps.sh
@@ -47,6 +48,18 @@ test-fuzz:
 
 test-e2e: build
 	VIGIL_BIN=$(CURDIR)/$(BIN)/vigil $(GO) test -count=1 -timeout 20m ./test/e2e/...
+
+# Rebuilds the web UI (web/ui, needs Node.js and npm) into internal/web/static, whose
+# files are committed and embedded: `go build` needs no Node.js.
+ui:
+	cd web/ui && npm ci --no-audit --no-fund && npm run build
+	rm -rf internal/web/static
+	cp -r web/ui/dist internal/web/static
+
+# Fails if the committed UI assets are not what `make ui` builds from web/ui.
+ui-check: ui
+	@git status --porcelain -- internal/web/static | grep . && \
+	  { echo "internal/web/static is stale: run 'make ui' and commit the result"; exit 1; } || true
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

@@ -35,3 +35,14 @@ if [ ! -x "$gobin/minio" ]; then
   go install "github.com/minio/minio@$MINIO_VERSION"
 fi
 "$gobin/minio" --version 2>&1 | head -1
+
+# --- Web UI browser test (test/e2e/ui_test.go) -------------------------------------------
+# Headless Chromium from Debian; playwright-core (test/e2e/ui/package-lock.json) drives it
+# and is installed by the test itself with `npm ci` (it downloads no browser). Idempotent.
+if ! command -v chromium >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium
+fi
+chromium --version 2>/dev/null | head -1

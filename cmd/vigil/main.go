@@ -36,6 +36,7 @@ func main() {
 	registerCompact(app, cmds)
 	registerReceive(app, cmds)
 	registerRule(app, cmds)
+	registerBucket(app, cmds)
 
 	cmd, err := app.Parse(os.Args[1:])
 	if err != nil {

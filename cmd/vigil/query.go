@@ -20,10 +20,15 @@ import (
 
 	"github.com/vigilhq/vigil/internal/dedup"
 	"github.com/vigilhq/vigil/internal/discovery"
+	"github.com/vigilhq/vigil/internal/exemplarsapi"
+	"github.com/vigilhq/vigil/internal/metadataapi"
 	"github.com/vigilhq/vigil/internal/query"
+	"github.com/vigilhq/vigil/internal/rulesapi"
 	"github.com/vigilhq/vigil/internal/queryapi"
 	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+	"github.com/vigilhq/vigil/internal/targetsapi"
+	"github.com/vigilhq/vigil/internal/web"
 )
 
 type queryConfig struct {
@@ -33,6 +38,8 @@ type queryConfig struct {
 	dedupFunc                           *string
 	sdInterval, dnsInterval             *time.Duration
 	unhealthyTimeout, responseTimeout   *time.Duration
+	hedgeMin                            *time.Duration
+	hedgeFactor                         *float64
 	infoTimeout                         *time.Duration
 	timeout, lookbackDelta, defaultStep *time.Duration
 	maxConcurrent, maxSamples           *int
@@ -58,6 +65,8 @@ func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.dnsInterval = durationFlag(cmd, "store.sd-dns-interval", "Interval between DNS resolutions of endpoints.", "30s")
 	cfg.unhealthyTimeout = durationFlag(cmd, "store.unhealthy-timeout", "Drop an endpoint after it has been unhealthy for this long.", "5m")
 	cfg.responseTimeout = durationFlag(cmd, "store.response-timeout", "If an endpoint sends nothing for this long, give up on it (0 = wait for the query timeout).", "0ms")
+	cfg.hedgeMin = durationFlag(cmd, "query.replica-hedge.min-delay", "Once a replica answered a deduplicated query, its sibling replicas get max(this, factor x its time) more before they are dropped with a warning (0 = off).", "250ms")
+	cfg.hedgeFactor = cmd.Flag("query.replica-hedge.factor", "See --query.replica-hedge.min-delay.").Default("2").Float64()
 	cfg.infoTimeout = durationFlag(cmd, "endpoint.info-timeout", "Timeout of each Info probe; endpoints are probed every 5s.", "5s")
 	cfg.replicaLabels = cmd.Flag("query.replica-label", "Label that tells replicas apart; repeatable or comma-separated. Series that differ only in these labels are deduplicated.").Strings()
 	cfg.dedupFunc = cmd.Flag("deduplication.func", "Deduplication algorithm: gapfill (Vigil's default: follow one replica, fill its gaps, keep counters continuous) or penalty (Thanos's).").Default("gapfill").Enum("gapfill", "penalty")
@@ -114,9 +123,11 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		Addresses: eps.Addresses, DialOptions: dialOpts,
 		InfoTimeout: *cfg.infoTimeout, UnhealthyTimeout: *cfg.unhealthyTimeout,
 	}, logger, reg)
-	rulesProxy := query.NewRulesProxy(set, dialOpts, *cfg.infoTimeout)
-	defer rulesProxy.Close()
-	proxy := query.NewProxy(set, *cfg.responseTimeout, logger).WithLimits(storeapi.RequestLimits{
+	apis := query.NewAPIEndpoints(set, dialOpts, *cfg.infoTimeout) // connections for Rules, Metadata, Targets, Exemplars
+	defer apis.Close()
+	rulesProxy, metadataProxy := query.NewRulesProxy(apis), query.NewMetadataProxy(apis)
+	targetsProxy, exemplarsProxy := query.NewTargetsProxy(apis), query.NewExemplarsProxy(apis, nil)
+	proxy := query.NewProxy(set, *cfg.responseTimeout, logger).WithHedging(query.HedgeOptions{Min: *cfg.hedgeMin, Factor: *cfg.hedgeFactor}).WithLimits(storeapi.RequestLimits{
 		Series: *cfg.limitSeries, Samples: *cfg.limitSamples, Bytes: int64(*cfg.maxFetchedBytes),
 	})
 
@@ -127,7 +138,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 	})
 	api := queryapi.New(queryapi.Config{
 		Engine: query.NewGatedEngine(engine, *cfg.maxConcurrent), Queryable: query.NewQueryableFactory(proxy, dedupFunc), Stores: set,
-		Rules:         rulesProxy,
+		Rules: rulesProxy, Metadata: metadataProxy, Targets: targetsProxy, Exemplars: exemplarsProxy,
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), PartialResponse: *cfg.partialResponse,
 		LookbackDelta: *cfg.lookbackDelta, DefaultStep: *cfg.defaultStep, Timeout: *cfg.timeout,
 		AutoDownsampling: *cfg.autoDownsampling,
@@ -136,8 +147,13 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		Logger: logger,
 	})
 	api.Register(s.http.Mux(), "")
+	web.Register(s.http.Mux()) // the UI at /, /graph, /stores, /rules, /alerts, /replicas
 	store := query.NewStoreServer(proxy)
 	storeapi.Register(s.grpc.Server(), store, store, storepb.StoreType_QUERY)
+	metadataapi.Register(s.grpc.Server(), metadataProxy) // for queriers above this one
+	rulesapi.Register(s.grpc.Server(), rulesProxy)
+	targetsapi.Register(s.grpc.Server(), targetsProxy)
+	exemplarsapi.Register(s.grpc.Server(), exemplarsProxy)
 	s.probe.Healthy()
 	// Resolve and probe once before reporting ready, so the first queries see endpoints.
 	if err := eps.Refresh(ctx); err != nil {

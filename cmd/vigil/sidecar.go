@@ -127,7 +127,10 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	}
 	store := sidecar.NewStore(prom, client, cfg.limits)
 	storeapi.Register(s.grpc.Server(), store, store, storepb.StoreType_SIDECAR)
-	sidecar.RegisterRules(s.grpc.Server(), prom, client) // thanos.Rules from Prometheus /api/v1/rules
+	sidecar.RegisterRules(s.grpc.Server(), prom, client)     // thanos.Rules from Prometheus /api/v1/rules
+	sidecar.RegisterMetadata(s.grpc.Server(), client)        // thanos.Metadata from /api/v1/metadata
+	sidecar.RegisterTargets(s.grpc.Server(), prom, client)   // thanos.Targets from /api/v1/targets
+	sidecar.RegisterExemplars(s.grpc.Server(), prom, client) // thanos.Exemplars from /api/v1/query_exemplars
 	s.probe.Healthy()
 
 	startup := func(ctx context.Context) error {

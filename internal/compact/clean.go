@@ -85,7 +85,7 @@ func (c *Compactor) deleteMarked(ctx context.Context, st *syncResult) error {
 			errs = append(errs, err)
 			continue
 		}
-		c.syncer.forget(id)
+		c.syncer.fetcher.Forget(id)
 		delete(st.visible, id)
 		c.metrics.deleted.Inc()
 		c.logger.Info("deleted block marked for deletion", "block", id)

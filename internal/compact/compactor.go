@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vigilhq/vigil/internal/dedup"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,12 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigilhq/vigil/internal/block"
+	"github.com/vigilhq/vigil/internal/dedup"
 )
 
 // Work directories under Config.DataDir.
@@ -83,7 +82,7 @@ func New(bkt objstore.Bucket, cfg Config, logger *slog.Logger, reg prometheus.Re
 	if fn, ok := cfg.dedupFunc(); ok {
 		c.dedupFunc = &fn
 	}
-	c.syncer = &syncer{c: c, metas: map[ulid.ULID]*block.Meta{}}
+	c.syncer = &syncer{c: c, fetcher: block.NewFetcher(bkt, logger, cfg.MetaFetchConcurrency)}
 	return c, nil
 }
 

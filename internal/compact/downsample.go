@@ -124,7 +124,7 @@ func (c *Compactor) downsampleBlock(ctx context.Context, b *blockInfo, to int64)
 	if err != nil {
 		return err
 	}
-	if err := verifyIndex(ctx, src, b.meta.MinTime, b.meta.MaxTime); err != nil {
+	if err := block.VerifyIndex(ctx, src, b.meta.MinTime, b.meta.MaxTime); err != nil {
 		return fmt.Errorf("block %s: %w", b.id(), err)
 	}
 	out := filepath.Join(dir, "out")

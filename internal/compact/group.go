@@ -168,7 +168,7 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyIndex(ctx, newDir, meta.MinTime, meta.MaxTime); err != nil {
+	if err := block.VerifyIndex(ctx, newDir, meta.MinTime, meta.MaxTime); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -205,8 +205,8 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 // checkBlock verifies a downloaded block: its index (critical issues halt) and that it
 // can be opened.
 func (c *Compactor) checkBlock(ctx context.Context, dir string, m *block.Meta) error {
-	if err := verifyIndex(ctx, dir, m.MinTime, m.MaxTime); err != nil {
-		var issue *indexIssue
+	if err := block.VerifyIndex(ctx, dir, m.MinTime, m.MaxTime); err != nil {
+		var issue *block.IndexIssue
 		if errors.As(err, &issue) {
 			return halt(fmt.Errorf("block %s: %w", m.ULID, err))
 		}

@@ -297,7 +297,7 @@ func checkNoOverlap(t testing.TB, metas []*block.Meta) {
 	t.Helper()
 	byGroup := map[string][]*block.Meta{}
 	for _, m := range metas {
-		k := groupKey(m.Thanos.Downsample.Resolution, labels.FromMap(m.Thanos.Labels))
+		k := block.GroupKey(m.Thanos.Downsample.Resolution, labels.FromMap(m.Thanos.Labels))
 		byGroup[k] = append(byGroup[k], m)
 	}
 	for k, ms := range byGroup {

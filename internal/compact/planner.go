@@ -3,6 +3,8 @@ package compact
 import (
 	"fmt"
 	"slices"
+
+	"github.com/vigilhq/vigil/internal/block"
 )
 
 // plan is what the planner decided for a group.
@@ -88,24 +90,11 @@ func planGroup(ranges []int64, blocks []*blockInfo, vertical bool) (plan, error)
 
 // firstOverlap returns the first run of blocks (sorted by minTime) that overlap in time.
 func firstOverlap(blocks []*blockInfo) []*blockInfo {
-	if len(blocks) < 2 {
+	runs := block.OverlappingRuns(blocks, func(b *blockInfo) *block.Meta { return b.meta })
+	if len(runs) == 0 {
 		return nil
 	}
-	var run []*blockInfo
-	maxT := blocks[0].meta.MaxTime
-	for i := 1; i < len(blocks); i++ {
-		b := blocks[i]
-		if b.meta.MinTime < maxT {
-			if len(run) == 0 {
-				run = append(run, blocks[i-1])
-			}
-			run = append(run, b)
-		} else if len(run) > 0 {
-			break
-		}
-		maxT = max(maxT, b.meta.MaxTime)
-	}
-	return run
+	return runs[0]
 }
 
 // selectWindow implements step 3 of planGroup.

@@ -124,9 +124,9 @@ func TestSyncFilters(t *testing.T) {
 		t.Errorf("too-fresh = %v", got)
 	}
 	// Metas are cached: a second sync reads no meta.json again.
-	before := len(c.syncer.metas)
-	if _, err := c.syncer.sync(ctx); err != nil || len(c.syncer.metas) != before {
-		t.Fatalf("second sync: %v, %d cached metas (was %d)", err, len(c.syncer.metas), before)
+	before := c.syncer.fetcher.Cached()
+	if _, err := c.syncer.sync(ctx); err != nil || c.syncer.fetcher.Cached() != before {
+		t.Fatalf("second sync: %v, %d cached metas (was %d)", err, c.syncer.fetcher.Cached(), before)
 	}
 }
 
@@ -142,8 +142,8 @@ func TestGroupKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	ka, kb, kd := st.visible[a.ULID].key, st.visible[b.ULID].key, st.visible[d.ULID].key
-	want := groupKey(0, labels.FromStrings("cluster", "eu"))
-	if ka != want || kb != want || kd == want || kd != groupKey(block.Resolution5m, labels.FromStrings("cluster", "eu")) {
+	want := block.GroupKey(0, labels.FromStrings("cluster", "eu"))
+	if ka != want || kb != want || kd == want || kd != block.GroupKey(block.Resolution5m, labels.FromStrings("cluster", "eu")) {
 		t.Errorf("keys %s %s %s, want %s for both raw replicas and a 300000@ key for the 5m block", ka, kb, kd, want)
 	}
 	if len(groupBlocks(st.visible)) != 2 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,6 +18,12 @@ import (
 // timeout (context.DeadlineExceeded) from a cancellation.
 func requestDone(ctx context.Context, what string) error {
 	err := ctx.Err()
+	if dl, ok := ctx.Deadline(); err == nil && ok && !time.Now().Before(dl) {
+		// The deadline has passed but the context's timer has not fired yet. An endpoint
+		// can report the deadline first: its server's copy of it (from the grpc-timeout
+		// header) fired, and it reset the stream.
+		err = context.DeadlineExceeded
+	}
 	if err == nil {
 		return nil
 	}

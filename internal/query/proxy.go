@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -24,6 +25,7 @@ type Proxy struct {
 	responseTimeout time.Duration
 	logger          *slog.Logger
 	limits          storeapi.RequestLimits
+	hedge           HedgeOptions
 }
 
 // NewProxy returns a proxy over the endpoint set. responseTimeout bounds the wait for
@@ -38,6 +40,12 @@ func NewProxy(endpoints *EndpointSet, responseTimeout time.Duration, logger *slo
 // from growing with the size of a query.
 func (p *Proxy) WithLimits(l storeapi.RequestLimits) *Proxy {
 	p.limits = l
+	return p
+}
+
+// WithHedging drops a replica that answers too long after its siblings (see hedge.go).
+func (p *Proxy) WithHedging(o HedgeOptions) *Proxy {
+	p.hedge = o
 	return p
 }
 
@@ -63,6 +71,19 @@ type endpointStream struct {
 	done     bool
 	err      error // set before ch is closed
 	warnings []string
+	// hedged says why the stream was cut short by hedging (set before ch is closed);
+	// answered tells the hedger the endpoint answered.
+	hedged   string
+	answered func()
+	told     bool // answered was called (pump goroutine only)
+}
+
+// markAnswered tells the hedger, once, that the endpoint answered.
+func (es *endpointStream) markAnswered() {
+	if !es.told && es.answered != nil {
+		es.told = true
+		es.answered()
+	}
 }
 
 // Select returns the endpoints a request must go to, and warnings for endpoints that are
@@ -108,13 +129,24 @@ func (p *Proxy) Series(ctx context.Context, req *storepb.SeriesRequest, storeMat
 	ctx, m.cancel = context.WithCancel(ctx)
 	m.warnings = append(m.warnings, problems...)
 	lim := storeapi.NewLimiter(p.limits)
-	for _, ep := range eps {
-		es := &endpointStream{addr: ep.Addr, ch: make(chan frame, frameBuffer)}
+	ctxs := make([]context.Context, len(eps))
+	cancels := make([]context.CancelCauseFunc, len(eps))
+	for i := range eps {
+		ctxs[i], cancels[i] = context.WithCancelCause(ctx)
+	}
+	if p.hedge.Min > 0 && len(req.GetWithoutReplicaLabels()) > 0 {
+		if groups := replicaGroups(eps, req.GetWithoutReplicaLabels()); slices.ContainsFunc(groups, func(g int) bool { return g >= 0 }) {
+			m.hedger = newHedger(p.hedge, groups, cancels)
+		}
+	}
+	for i, ep := range eps {
+		es := &endpointStream{addr: ep.Addr, ch: make(chan frame, frameBuffer), answered: func() { m.hedger.answer(i) }}
 		m.streams = append(m.streams, es)
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			p.pump(ctx, ep, req, es, lim)
+			defer cancels[i](nil)
+			p.pump(ctxs[i], ep, req, es, lim)
 		}()
 	}
 	return m, nil
@@ -134,6 +166,14 @@ func (p *Proxy) pump(ctx context.Context, ep Endpoint, req *storepb.SeriesReques
 		pause = func() { t.Stop() }
 	}
 	es.err = p.recv(ctx, ep, req, es, lim, progress, pause)
+	if es.err == nil {
+		es.markAnswered()
+	}
+	if cause := context.Cause(ctx); es.err != nil && errors.Is(cause, errHedged) {
+		// A sibling replica answered; its data stands in for this one's.
+		es.hedged, es.err = cause.Error(), nil
+		return
+	}
 	if es.err != nil && timedOut.Load() {
 		es.err = fmt.Errorf("no response within --store.response-timeout=%s", p.responseTimeout)
 	}
@@ -155,6 +195,7 @@ func (p *Proxy) recv(ctx context.Context, ep Endpoint, req *storepb.SeriesReques
 		return p.recvStripping(ctx, st, req.GetWithoutReplicaLabels(), es, lim, progress, pause)
 	}
 	for st.Next() {
+		es.markAnswered()
 		if err := lim.Add(st.At()); err != nil {
 			return err
 		}
@@ -179,6 +220,7 @@ type MergeStream struct {
 	// failed request, never a partial answer.
 	reqCtx   context.Context
 	cancel   context.CancelFunc
+	hedger   *hedger
 	wg       sync.WaitGroup
 	abort    bool
 	started  bool
@@ -239,6 +281,9 @@ func (m *MergeStream) advance(s *endpointStream) bool {
 	}
 	s.done, s.cur = true, nil
 	m.warnings = append(m.warnings, s.warnings...)
+	if s.hedged != "" { // never an error: the replica's siblings answered for it
+		m.warnings = append(m.warnings, fmt.Sprintf("endpoint %s: %s; its replicas' data is used", s.addr, s.hedged))
+	}
 	if s.err != nil {
 		if err := requestDone(m.reqCtx, "waiting for endpoint "+s.addr); err != nil && m.err == nil {
 			m.err = err
@@ -282,6 +327,7 @@ func (m *MergeStream) Err() error { return m.err }
 
 // Close cancels every endpoint stream and waits for their goroutines.
 func (m *MergeStream) Close() {
+	m.hedger.stop()
 	m.cancel()
 	for _, s := range m.streams {
 		for range s.ch { // drain so pumps can exit
@@ -304,6 +350,7 @@ func (p *Proxy) callContext(ctx context.Context) (context.Context, context.Cance
 func (p *Proxy) recvStripping(ctx context.Context, st *storeapi.SeriesStream, replicas []string, es *endpointStream, lim *storeapi.Limiter, progress, pause func()) error {
 	var all []*storepb.Series
 	for st.Next() {
+		es.markAnswered()
 		progress()
 		sr := st.At()
 		if err := lim.Add(sr); err != nil {

@@ -70,8 +70,7 @@ func TestRulesProxy(t *testing.T) {
 
 	set := newSet(t, addrs...)
 	mustHealthy(t, set, 3)
-	p := NewRulesProxy(set, storeapi.DialOptions(nil, ""), time.Second)
-	defer p.Close()
+	p := newRulesProxy(t, set)
 	for _, strategy := range []storepb.PartialResponseStrategy{storepb.PartialResponseStrategy_WARN, storepb.PartialResponseStrategy_ABORT} {
 		groups, warnings, err := p.RuleGroups(ctx, &rulespb.RulesRequest{PartialResponseStrategy: strategy})
 		if err != nil || len(warnings) != 0 {
@@ -88,8 +87,7 @@ func TestRulesProxy(t *testing.T) {
 
 	set = newSet(t, append(addrs, brokenAddr)...)
 	mustHealthy(t, set, 4)
-	p2 := NewRulesProxy(set, storeapi.DialOptions(nil, ""), time.Second)
-	defer p2.Close()
+	p2 := newRulesProxy(t, set)
 	groups, warnings, err := p2.RuleGroups(ctx, &rulespb.RulesRequest{PartialResponseStrategy: storepb.PartialResponseStrategy_WARN})
 	if err != nil || len(groups) != 2 || len(warnings) != 1 || !strings.Contains(warnings[0], brokenAddr) || !strings.Contains(warnings[0], "prometheus down") {
 		t.Fatalf("WARN: groups %d, warnings %v, err %v", len(groups), warnings, err)
@@ -106,8 +104,7 @@ func TestRulesProxy(t *testing.T) {
 	mustHealthy(t, set, 2)
 	r0.infoFail.Store(true)
 	defer r0.infoFail.Store(false)
-	p3 := NewRulesProxy(set, storeapi.DialOptions(nil, ""), time.Second)
-	defer p3.Close()
+	p3 := newRulesProxy(t, set)
 	groups, warnings, err = p3.RuleGroups(ctx, &rulespb.RulesRequest{PartialResponseStrategy: storepb.PartialResponseStrategy_WARN})
 	if err != nil || len(groups) != 0 || len(warnings) != 2 {
 		// r0: Info failed now; r1: unhealthy at the last probe.
@@ -116,4 +113,10 @@ func TestRulesProxy(t *testing.T) {
 	if _, _, err := p3.RuleGroups(ctx, &rulespb.RulesRequest{PartialResponseStrategy: storepb.PartialResponseStrategy_ABORT}); err == nil {
 		t.Fatal("Info failure, ABORT: want an error")
 	}
+}
+
+func newRulesProxy(t *testing.T, set *EndpointSet) *RulesProxy {
+	apis := NewAPIEndpoints(set, storeapi.DialOptions(nil, ""), time.Second)
+	t.Cleanup(apis.Close)
+	return NewRulesProxy(apis)
 }

@@ -26,12 +26,19 @@ type StoreServer struct {
 // NewStoreServer returns the querier's StoreAPI server.
 func NewStoreServer(proxy *Proxy) *StoreServer { return &StoreServer{proxy: proxy} }
 
-// Info reports the union of the healthy endpoints' label sets and time ranges.
+// Info reports the union of the healthy endpoints' label sets and time ranges, and
+// the APIs the querier serves beside the StoreAPI.
 func (s *StoreServer) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse, error) {
 	eps, _ := s.proxy.endpoints.Healthy()
-	resp := &infopb.InfoResponse{ComponentType: "query", Store: &infopb.StoreInfo{
-		MinTime: math.MaxInt64, MaxTime: math.MinInt64, SupportsSharding: true, SupportsWithoutReplicaLabels: true,
-	}}
+	resp := &infopb.InfoResponse{
+		ComponentType: "query",
+		Store: &infopb.StoreInfo{
+			MinTime: math.MaxInt64, MaxTime: math.MinInt64, SupportsSharding: true, SupportsWithoutReplicaLabels: true,
+		},
+		// The querier also serves these (cmd/vigil/query.go registers the proxies).
+		MetricMetadata: &infopb.MetricMetadataInfo{}, Targets: &infopb.TargetsInfo{}, Rules: &infopb.RulesInfo{},
+		Exemplars: &infopb.ExemplarsInfo{MinTime: math.MinInt64, MaxTime: math.MaxInt64},
+	}
 	var sets []labels.Labels
 	for _, ep := range eps {
 		resp.Store.MinTime = min(resp.Store.MinTime, ep.MinTime)

@@ -1,8 +1,9 @@
 // Package queryapi serves the Prometheus HTTP API v1 (query, query_range, series,
-// labels, label values, build info) plus Thanos's /api/v1/stores and per-request
-// parameters (dedup, replicaLabels[], partial_response, max_source_resolution,
-// lookback_delta, storeMatch[]) on top of a query.QueryableFactory and a PromQL engine.
-// Responses are byte-for-byte what Prometheus writes, so Grafana, promtool and the
+// labels, label values, build info, rules, alerts, metadata, targets, exemplars) plus
+// Thanos's /api/v1/stores and per-request parameters (dedup, replicaLabels[],
+// partial_response, max_source_resolution, lookback_delta, storeMatch[]) on top of a
+// query.QueryableFactory and a PromQL engine, and of the proxies of the other Thanos
+// APIs. Responses are byte-for-byte what Prometheus writes, so Grafana, promtool and the
 // Prometheus Go client work unchanged.
 package queryapi
 
@@ -18,8 +19,11 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/vigilhq/vigil/internal/exemplarsapi"
+	"github.com/vigilhq/vigil/internal/metadataapi"
 	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/rulesapi"
+	"github.com/vigilhq/vigil/internal/targetsapi"
 )
 
 // BuildInfo is the payload of /api/v1/status/buildinfo.
@@ -43,6 +47,12 @@ type Config struct {
 	// Rules answers /api/v1/rules and /api/v1/alerts (query.RulesProxy); nil serves no
 	// rules.
 	Rules rulesapi.Source
+	// Metadata answers /api/v1/metadata (query.MetadataProxy); nil serves none.
+	Metadata metadataapi.Source
+	// Targets answers /api/v1/targets (query.TargetsProxy); nil serves none.
+	Targets targetsapi.Source
+	// Exemplars answers /api/v1/query_exemplars (query.ExemplarsProxy); nil serves none.
+	Exemplars exemplarsapi.Source
 	// ReplicaLabels is --query.replica-label, overridden per request by replicaLabels[].
 	ReplicaLabels []string
 	// PartialResponse is the --query.partial-response default of partial_response.
@@ -107,6 +117,9 @@ func (a *API) Register(mux *http.ServeMux, prefix string) {
 		{"/stores", a.stores},
 		{"/rules", a.rules},
 		{"/alerts", a.alerts},
+		{"/metadata", a.metricMetadata},
+		{"/targets", a.targets},
+		{"/query_exemplars", a.queryExemplars},
 	}
 	for _, e := range endpoints {
 		h := a.handler(e.f)

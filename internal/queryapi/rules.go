@@ -1,16 +1,14 @@
 package queryapi
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/vigilhq/vigil/internal/rulesapi"
 	"github.com/vigilhq/vigil/internal/storeapi/rulespb"
-	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
 // rules serves /api/v1/rules: the rule groups of every rules endpoint, merged and, with
@@ -30,7 +28,7 @@ func (a *API) rules(r *http.Request) result {
 	if err != nil {
 		return errResult(&apiError{errorInternal, fmt.Errorf("encode rules: %w", err)})
 	}
-	return result{data: func(j *jsonWriter) { j.buf = append(j.buf, b...) }, warnings: warnings}
+	return rawResult(b, warnings)
 }
 
 // alerts serves /api/v1/alerts: the alert instances of the merged alerting rules.
@@ -47,53 +45,31 @@ func (a *API) alerts(r *http.Request) result {
 	if err != nil {
 		return errResult(&apiError{errorInternal, fmt.Errorf("encode alerts: %w", err)})
 	}
-	return result{data: func(j *jsonWriter) { j.buf = append(j.buf, b...) }, warnings: warnings}
+	return rawResult(b, warnings)
 }
 
 // ruleGroups fetches, filters and merges the rule groups for req.
 func (a *API) ruleGroups(r *http.Request, req *rulespb.RulesRequest) ([]*rulespb.RuleGroup, annotations.Annotations, *apiError) {
-	dedup, apiErr := parseBoolParam(r, "dedup", true)
+	params, apiErr := a.parseFanoutParams(r)
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
-	partial, apiErr := parseBoolParam(r, "partial_response", a.cfg.PartialResponse)
-	if apiErr != nil {
-		return nil, nil, apiErr
-	}
-	replicaLabels := slices.Clone(a.cfg.ReplicaLabels)
-	if rl := r.Form["replicaLabels[]"]; len(rl) > 0 {
-		replicaLabels = rl
-	}
-	if !dedup {
-		replicaLabels = nil
-	}
-	req.PartialResponseStrategy = storepb.PartialResponseStrategy_ABORT
-	if partial {
-		req.PartialResponseStrategy = storepb.PartialResponseStrategy_WARN
-	}
+	req.PartialResponseStrategy = params.strategy
 	if a.cfg.Rules == nil {
 		return nil, nil, nil
 	}
-	ctx, cancel, apiErr := a.withTimeout(r)
+	groups, warnings, apiErr := fetchFanout(a, r, "rules", func(ctx context.Context) ([]*rulespb.RuleGroup, []string, error) {
+		groups, warns, err := a.cfg.Rules.RuleGroups(ctx, req)
+		if err == nil {
+			// Endpoints other than Vigil may not filter (older Thanos ignores rule_name[]
+			// and the like): filter again, before replica labels are gone so match[]
+			// sees them.
+			groups, err = rulesapi.Filter(groups, req)
+		}
+		return groups, warns, err
+	})
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
-	defer cancel()
-	groups, warns, err := a.cfg.Rules.RuleGroups(ctx, req)
-	if err == nil {
-		// Endpoints other than Vigil may not filter (older Thanos ignores rule_name[] and
-		// the like): filter again, before replica labels are gone so match[] sees them.
-		groups, err = rulesapi.Filter(groups, req)
-	}
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, nil, toAPIError(errors.Join(ctxErr, err))
-		}
-		return nil, nil, &apiError{errorInternal, fmt.Errorf("error retrieving rules: %w", err)}
-	}
-	var warnings annotations.Annotations
-	for _, w := range warns {
-		warnings.Add(errors.New(w))
-	}
-	return rulesapi.Merge(groups, replicaLabels), warnings, nil
+	return rulesapi.Merge(groups, params.replicaLabels), warnings, nil
 }

@@ -164,12 +164,7 @@ func (m *ruleMerger) stripSet(ls *storepb.LabelSet) *storepb.LabelSet {
 	if ls == nil {
 		return nil
 	}
-	slices.SortStableFunc(ls.Labels, func(a, b *storepb.Label) int { return strings.Compare(a.GetName(), b.GetName()) })
-	if len(m.replicas) == 0 {
-		return ls
-	}
-	ls.Labels = slices.DeleteFunc(ls.Labels, func(l *storepb.Label) bool { return slices.Contains(m.replicas, l.GetName()) })
-	return ls
+	return storeapi.LabelSet(storeapi.LabelsWithout(ls, m.replicas))
 }
 
 // ruleKey identifies a rule across replicas: type, name, query, `for` and labels.

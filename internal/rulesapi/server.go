@@ -5,14 +5,13 @@
 //   - Server serves thanos.Rules from any Source (the sidecar's Prometheus, the ruler's
 //     rules manager), applying the request's filters;
 //   - FromManager converts the groups of a Prometheus rules.Manager into protos;
-//   - Fanout and Collect read Rules streams, with Thanos's partial-response rules;
+//   - Collect, Fetch and Local read Rules streams (streamapi does the fan-out);
 //   - Merge deduplicates the groups of HA replicas on the replica labels;
 //   - RulesJSON, AlertsJSON, ParseRequest and the HTTP handlers speak Prometheus's JSON.
 package rulesapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/rulespb"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
+	"github.com/vigilhq/vigil/internal/streamapi"
 )
 
 // Source yields the rule groups of a component for a request, external labels included,
@@ -56,28 +56,17 @@ func Register(srv *grpc.Server, src Source) { rulespb.RegisterRulesServer(srv, N
 
 // Rules implements rulespb.RulesServer.
 func (s *Server) Rules(req *rulespb.RulesRequest, srv rulespb.Rules_RulesServer) error {
-	groups, warnings, err := s.src.RuleGroups(srv.Context(), req)
-	if err != nil {
-		if _, ok := status.FromError(err); ok {
-			return err
+	return streamapi.Serve(Frames, srv, func(ctx context.Context) ([]*rulespb.RuleGroup, []string, error) {
+		groups, warnings, err := s.src.RuleGroups(ctx, req)
+		if err != nil {
+			return nil, nil, err
 		}
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	groups, err = Filter(groups, req)
-	if err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	for _, w := range warnings {
-		if err := srv.Send(&rulespb.RulesResponse{Result: &rulespb.RulesResponse_Warning{Warning: w}}); err != nil {
-			return err
+		groups, err = Filter(groups, req)
+		if err != nil {
+			return nil, nil, status.Error(codes.InvalidArgument, err.Error())
 		}
-	}
-	for _, g := range groups {
-		if err := srv.Send(&rulespb.RulesResponse{Result: &rulespb.RulesResponse_Group{Group: g}}); err != nil {
-			return err
-		}
-	}
-	return nil
+		return groups, warnings, nil
+	})
 }
 
 // ParseMatchers parses the request's matcher_string selectors (match[]).
@@ -191,9 +180,7 @@ func RuleLabels(r *rulespb.Rule) labels.Labels {
 }
 
 // labelSet converts Prometheus labels to a wire label set.
-func labelSet(ls labels.Labels) *storepb.LabelSet {
-	return &storepb.LabelSet{Labels: storeapi.LabelsToProto(ls)}
-}
+func labelSet(ls labels.Labels) *storepb.LabelSet { return storeapi.LabelSet(ls) }
 
 // AddExternalLabels adds ext to the labels of every rule and alert instance, in place.
 // External labels override labels of the same name, as they do for series.
@@ -206,23 +193,14 @@ func AddExternalLabels(groups []*rulespb.RuleGroup, ext labels.Labels) {
 			switch {
 			case r.GetAlert() != nil:
 				a := r.GetAlert()
-				a.Labels = labelSet(withExternal(storeapi.LabelsFromProto(a.GetLabels().GetLabels()), ext))
+				a.Labels = storeapi.ExtendLabelSet(a.GetLabels(), ext)
 				for _, in := range a.GetAlerts() {
-					in.Labels = labelSet(withExternal(storeapi.LabelsFromProto(in.GetLabels().GetLabels()), ext))
+					in.Labels = storeapi.ExtendLabelSet(in.GetLabels(), ext)
 				}
 			case r.GetRecording() != nil:
 				rr := r.GetRecording()
-				rr.Labels = labelSet(withExternal(storeapi.LabelsFromProto(rr.GetLabels().GetLabels()), ext))
+				rr.Labels = storeapi.ExtendLabelSet(rr.GetLabels(), ext)
 			}
 		}
 	}
 }
-
-func withExternal(ls, ext labels.Labels) labels.Labels {
-	b := labels.NewBuilder(ls)
-	ext.Range(func(l labels.Label) { b.Set(l.Name, l.Value) })
-	return b.Labels()
-}
-
-// errNoGroup reports a Rules frame that carries neither a group nor a warning.
-var errNoGroup = errors.New("rules response frame without group or warning")

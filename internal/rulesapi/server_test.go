@@ -6,7 +6,6 @@ import (
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/grpc"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/vigilhq/vigil/internal/storeapi/rulespb"
-	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
 func TestFilter(t *testing.T) {
@@ -153,31 +151,6 @@ func TestServerOverGRPC(t *testing.T) {
 	}
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("source error: want Unavailable, got %v", err)
-	}
-}
-
-func TestFanoutPartialResponse(t *testing.T) {
-	ok1 := serve(t, staticSource([]*rulespb.RuleGroup{replicaGroup("r0", t0, rulespb.AlertState_FIRING, t0)}, nil, nil))
-	ok2 := serve(t, staticSource([]*rulespb.RuleGroup{replicaGroup("r1", t0, rulespb.AlertState_FIRING, t0)}, []string{"w2"}, nil))
-	bad := serve(t, staticSource(nil, nil, errors.New("boom")))
-	targets := []Target{{"a", ok1}, {"b", bad}, {"c", ok2}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-
-	groups, warns, err := Fanout(ctx, targets, &rulespb.RulesRequest{PartialResponseStrategy: storepb.PartialResponseStrategy_WARN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(groups) != 2 || jsonLabels(groups[0].GetRules()[0].GetAlert().GetLabels()).Get("replica") != "r0" {
-		t.Fatalf("want r0's then r1's group, got %v", groups)
-	}
-	if len(warns) != 2 || warns[0] != "w2" && warns[1] != "w2" || !strings.Contains(strings.Join(warns, "|"), "fetch rules from b") {
-		t.Fatalf("warnings %q", warns)
-	}
-
-	_, _, err = Fanout(ctx, targets, &rulespb.RulesRequest{PartialResponseStrategy: storepb.PartialResponseStrategy_ABORT})
-	if err == nil || !strings.Contains(err.Error(), "fetch rules from b") || !strings.Contains(err.Error(), "boom") {
-		t.Fatalf("ABORT: want b's error, got %v", err)
 	}
 }
 

@@ -55,7 +55,9 @@ func (s *Store) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse
 			MinTime: mint, MaxTime: math.MaxInt64,
 			SupportsSharding: true, SupportsWithoutReplicaLabels: true,
 		},
-		Rules: &infopb.RulesInfo{}, // served by RegisterRules (rules.go)
+		// Served by RegisterRules, RegisterMetadata, RegisterTargets and RegisterExemplars.
+		Rules: &infopb.RulesInfo{}, MetricMetadata: &infopb.MetricMetadataInfo{}, Targets: &infopb.TargetsInfo{},
+		Exemplars: &infopb.ExemplarsInfo{MinTime: math.MinInt64, MaxTime: math.MaxInt64},
 	}, nil
 }
 

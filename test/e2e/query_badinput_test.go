@@ -89,6 +89,7 @@ func testHangingEndpoints(t *testing.T, f *haFixture) {
 		"--endpoint="+f.side[1].GRPCAddr,
 		"--endpoint="+hang.Addr,
 		"--endpoint="+blackhole,
+		"--query.replica-hedge.min-delay=0", // the hanging store is a replica of the sidecars: no hedging here
 		"--store.response-timeout="+responseTimeout.String(),
 		"--query.replica-label="+replicaLabel)
 	start := time.Now()

@@ -182,6 +182,9 @@ func TestQueryHA(t *testing.T) {
 		t.Run("InvalidPromQL", func(t *testing.T) { t.Parallel(); testInvalidPromQL(t, f) })
 	})
 
+	// Runs alone: it freezes r1's sidecar for a moment.
+	t.Run("FrozenReplica", func(t *testing.T) { testFrozenReplica(t, f) })
+
 	// At least 15s of data from both replicas, then replica r0 and its sidecar crash.
 	sleepUntil(f.t0.Add(16 * time.Second))
 	for _, p := range []*e2eutil.Process{f.side[0].Process, f.prom[0].Process} {

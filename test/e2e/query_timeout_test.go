@@ -20,7 +20,8 @@ func testTimeouts(t *testing.T, f *haFixture) {
 		"--endpoint="+f.side[0].GRPCAddr,
 		"--endpoint="+f.side[1].GRPCAddr,
 		"--endpoint="+hang.Addr,
-		"--query.replica-label="+replicaLabel)
+		"--query.replica-label="+replicaLabel,
+		"--query.replica-hedge.min-delay=0") // the hanging store is a replica of the sidecars: no hedging here
 	q.MustWaitReady(t)
 
 	const timeout = 700 * time.Millisecond

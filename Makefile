@@ -18,7 +18,7 @@ proto:
 	  --go_out=$(PROTO_OUT) --go_opt=module=github.com/vigilhq/vigil/internal/storeapi \
 	  --go-grpc_out=$(PROTO_OUT) --go-grpc_opt=module=github.com/vigilhq/vigil/internal/storeapi \
 	  proto/storepb/types.proto proto/storepb/rpc.proto proto/infopb/rpc.proto proto/rulespb/rpc.proto \
-	  proto/metadatapb/rpc.proto proto/targetspb/rpc.proto proto/exemplarspb/rpc.proto
+	  proto/metadatapb/rpc.proto proto/targetspb/rpc.proto proto/exemplarspb/rpc.proto proto/statuspb/rpc.proto
 
 # Installs what the tests need on a fresh Debian machine, then runs unit and e2e tests.
 test: deps ui-check test-unit test-fuzz test-e2e
@@ -37,7 +37,8 @@ test-unit:
 FUZZ_TIME ?= 5s
 FUZZ := internal/receive:FuzzDecodeRemoteWriteV1 internal/receive:FuzzDecodeRemoteWriteV2 \
 	internal/receive:FuzzOTLPHandler internal/storeapi/writepb:FuzzWritepbUnmarshal \
-	internal/storeapi/storepb:FuzzUnmarshalFast
+	internal/storeapi/storepb:FuzzUnmarshalFast internal/block:FuzzDecodeMeta \
+	internal/queryapi:FuzzQueryAPI
 
 test-fuzz:
 	@for f in $(FUZZ); do \

@@ -203,7 +203,7 @@ type fakeStores map[string][]query.StoreStatus
 func (f fakeStores) Stores() map[string][]query.StoreStatus { return f }
 
 // newFixture builds the API with a real engine; adjust may change the config.
-func newFixture(t *testing.T, engineOpts *promql.EngineOpts, adjust func(*Config)) *fixture {
+func newFixture(t testing.TB, engineOpts *promql.EngineOpts, adjust func(*Config)) *fixture {
 	t.Helper()
 	rec := &recorder{db: newTestDB(t)}
 	eo := promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, EnableAtModifier: true, EnableNegativeOffset: true}

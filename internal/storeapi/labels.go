@@ -16,6 +16,10 @@ import (
 func MatchersFromProto(ms []*storepb.LabelMatcher) ([]*labels.Matcher, error) {
 	out := make([]*labels.Matcher, 0, len(ms))
 	for _, m := range ms {
+		if m.GetName() == "" {
+			// No series has a label without a name; a store's index cannot select by one.
+			return nil, fmt.Errorf("invalid matcher %s: empty label name", matcherString(m))
+		}
 		var t labels.MatchType
 		switch m.GetType() {
 		case storepb.LabelMatcher_EQ:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -36,6 +37,11 @@ func newSeriesQuery(req *storepb.SeriesRequest) (*seriesQuery, error) {
 	}
 	if len(ms) == 0 {
 		return nil, errNoMatchers
+	}
+	if !slices.ContainsFunc(ms, func(m *labels.Matcher) bool { return !m.Matches("") }) {
+		// Every series matches: Prometheus refuses such selectors, and its index cannot
+		// select with them alone.
+		return nil, status.Error(codes.InvalidArgument, "at least one matcher must not match the empty string")
 	}
 	return &seriesQuery{mint: req.GetMinTime(), maxt: req.GetMaxTime(), matchers: ms, skipChunks: req.GetSkipChunks(),
 		without: req.GetWithoutReplicaLabels(), shard: req.GetShardInfo()}, nil

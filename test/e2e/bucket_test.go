@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -155,6 +156,7 @@ func TestBucketTools(t *testing.T) {
 	web := e2eutil.StartVigilWith(t, e2eutil.VigilOptions{Args: []string{"bucket", "web", obj}, NoGRPC: true})
 	web.MustWaitReady(t)
 	checkWebPage(t, web.HTTPURL, want, false)
+	t.Run("browser", func(t *testing.T) { checkWebPageInBrowser(t, web.HTTPURL, want, rows) })
 
 	// An overlapping raw block of the deduplicated group.
 	bad := uploadOverlapping(t, m, "bucket", start+compactBlockMS)
@@ -186,6 +188,36 @@ func TestBucketTools(t *testing.T) {
 		t.Errorf("ls of an unreachable bucket: exit %d after %s:\n%s", code, time.Since(t0).Round(time.Millisecond), tailLines(errOut, 5))
 	}
 	t.Logf("total %s", time.Since(began).Round(time.Millisecond))
+}
+
+// checkWebPageInBrowser opens the page in headless Chromium (test/e2e/ui/bucket.mjs):
+// every block must be drawn and listed, the raw timeline must have a row for each
+// compaction level above 1 that inspect reported, a 5m timeline must be there, and
+// clicking the highest-level raw block must open its meta.json. Screenshots (desktop and
+// phone) go to $VIGIL_E2E_ARTEFACTS/bucket; docs/img/bucket-web.png is a copy.
+func checkWebPageInBrowser(t *testing.T, base string, ids []string, rows []inspectRow) {
+	br := needBrowser(t, "bucket")
+	levels := map[int]bool{}
+	var click string
+	top := 0
+	for _, r := range rows {
+		level, _ := strconv.Atoi(r["COMP-LEVEL"])
+		if r["RESOLUTION"] != "raw" || level < 2 {
+			continue
+		}
+		levels[level] = true
+		if level > top {
+			top, click = level, r["ULID"]
+		}
+	}
+	var ls []string
+	for _, l := range slices.Sorted(maps.Keys(levels)) {
+		ls = append(ls, strconv.Itoa(l))
+	}
+	if err := br.run(t, 2*time.Minute, "bucket.mjs", "BUCKET_URL="+base, "BLOCKS="+strings.Join(ids, ","),
+		"LEVELS="+strings.Join(ls, ","), "CLICK="+click); err != nil {
+		t.Error(err)
+	}
 }
 
 // checkWebPage fetches the page and checks that it links every block, that

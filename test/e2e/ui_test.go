@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,41 +16,14 @@ import (
 // TestUI drives the querier's web UI in headless Chromium (through playwright-core, see
 // test/e2e/ui/ui.mjs) against real processes: the HA fixture of query_test.go (two
 // Prometheus replicas with sidecars and a querier) plus a store gateway over MinIO.
-// Screenshots of every page are written to $VIGIL_E2E_ARTEFACTS/ui (or a temporary
+// Then r0's sidecar is killed and ui/ui-endpoint-down.mjs checks that the Graph panel
+// shows the querier's warning about it next to r1's data. Screenshots of every page are written to $VIGIL_E2E_ARTEFACTS/ui (or a temporary
 // directory) and logged; docs/img/ holds copies of them for docs/ui.md.
 //
 // Without Chromium or Node.js the test is skipped, unless CI=true, where it fails.
 func TestUI(t *testing.T) {
 	t.Parallel()
-	chromiumBin := findChromium()
-	node, nodeErr := exec.LookPath("node")
-	npm, npmErr := exec.LookPath("npm")
-	switch {
-	case chromiumBin == "" || nodeErr != nil || npmErr != nil:
-		msg := fmt.Sprintf("browser test needs Chromium (found %q; apt-get install chromium, or set CHROMIUM_BIN) and Node.js with npm (node: %v, npm: %v)", chromiumBin, nodeErr, npmErr)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; scripts/install-test-deps.sh installs them")
-		}
-		t.Skip(msg)
-	}
-	uiDir, err := filepath.Abs("ui")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(uiDir, "node_modules", "playwright-core")); err != nil {
-		// playwright-core only, pinned in package-lock.json; it downloads no browser.
-		out, err := exec.Command(npm, "ci", "--prefix", uiDir, "--no-audit", "--no-fund").CombinedOutput()
-		if err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", uiDir, err, out)
-		}
-	}
-	artefacts := t.TempDir()
-	if d := os.Getenv("VIGIL_E2E_ARTEFACTS"); d != "" {
-		artefacts = filepath.Join(d, "ui")
-		if err := os.MkdirAll(artefacts, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	br := needBrowser(t, "ui")
 
 	f := startHAFixture(t)
 
@@ -80,46 +51,33 @@ func TestUI(t *testing.T) {
 	// Half a minute of data makes graphs (and the screenshots in docs/img/) worth looking at.
 	sleepUntil(f.t0.Add(30 * time.Second))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "ui.mjs")
-	cmd.Dir = uiDir
-	cmd.Env = append(os.Environ(),
-		"VIGIL_UI_URL="+f.q.HTTPURL,
-		"ARTEFACTS="+artefacts,
-		"CHROMIUM="+chromiumBin,
+	env := []string{"VIGIL_UI_URL=" + f.q.HTTPURL, "TARGETS=" + strconv.Itoa(3)}
+	if err := br.run(t, 3*time.Minute, "ui.mjs", append(env,
 		"SIDECARS="+f.side[0].GRPCAddr+","+f.side[1].GRPCAddr,
-		"STORE_GATEWAY="+storeAddr,
-		"TARGETS="+strconv.Itoa(3),
-	)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err = cmd.Run()
-	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		if !strings.Contains(l, "unexpected operator") && !strings.Contains(l, "Failed to connect to the bus") {
-			t.Log(l)
-		}
-	}
-	t.Logf("browser test took %s; screenshots in %s", time.Since(start).Round(time.Millisecond), artefacts)
-	if err != nil {
+		"STORE_GATEWAY="+storeAddr)...); err != nil {
 		t.Fatalf("browser test failed: %v (querier log tail follows)\n%s", err, tailLines(f.q.Log(), 30))
 	}
-	if !strings.Contains(out.String(), "\nPASS") {
-		t.Fatal("browser test did not report PASS")
-	}
-}
 
-func findChromium() string {
-	if p := os.Getenv("CHROMIUM_BIN"); p != "" {
-		return p
+	// A real outage: replica r0's sidecar is killed (this fixture is TestUI's own and
+	// nothing needs it any more). Queries go on with r1's data and warn about r0's
+	// endpoint, and the page must say so.
+	dead := f.side[0].GRPCAddr
+	if err := f.side[0].Kill(); err != nil {
+		t.Fatal(err)
 	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
+	e2eutil.Poll(t, 20*time.Second, 250*time.Millisecond, func() error {
+		all, err := stores(f.q.HTTPURL)
+		if err != nil {
+			return err
 		}
+		if s, _, ok := findStore(all, dead); !ok || s.LastError == nil {
+			return fmt.Errorf("stores: want %s listed with a lastError, got %+v", dead, all)
+		}
+		return nil
+	})
+	if err := br.run(t, time.Minute, "ui-endpoint-down.mjs", append(env, "DEAD="+dead)...); err != nil {
+		t.Fatalf("browser test with an endpoint down failed: %v (querier log tail follows)\n%s", err, tailLines(f.q.Log(), 30))
 	}
-	return ""
 }
 
 // minioAvailable tells whether e2eutil.MinIOBin would find MinIO (it skips otherwise).

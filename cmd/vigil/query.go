@@ -23,8 +23,9 @@ import (
 	"github.com/vigilhq/vigil/internal/exemplarsapi"
 	"github.com/vigilhq/vigil/internal/metadataapi"
 	"github.com/vigilhq/vigil/internal/query"
-	"github.com/vigilhq/vigil/internal/rulesapi"
 	"github.com/vigilhq/vigil/internal/queryapi"
+	"github.com/vigilhq/vigil/internal/rulesapi"
+	"github.com/vigilhq/vigil/internal/statusapi"
 	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 	"github.com/vigilhq/vigil/internal/targetsapi"
@@ -127,6 +128,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 	defer apis.Close()
 	rulesProxy, metadataProxy := query.NewRulesProxy(apis), query.NewMetadataProxy(apis)
 	targetsProxy, exemplarsProxy := query.NewTargetsProxy(apis), query.NewExemplarsProxy(apis, nil)
+	statusProxy := query.NewStatusProxy(apis)
 	proxy := query.NewProxy(set, *cfg.responseTimeout, logger).WithHedging(query.HedgeOptions{Min: *cfg.hedgeMin, Factor: *cfg.hedgeFactor}).WithLimits(storeapi.RequestLimits{
 		Series: *cfg.limitSeries, Samples: *cfg.limitSamples, Bytes: int64(*cfg.maxFetchedBytes),
 	})
@@ -138,7 +140,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 	})
 	api := queryapi.New(queryapi.Config{
 		Engine: query.NewGatedEngine(engine, *cfg.maxConcurrent), Queryable: query.NewQueryableFactory(proxy, dedupFunc), Stores: set,
-		Rules: rulesProxy, Metadata: metadataProxy, Targets: targetsProxy, Exemplars: exemplarsProxy,
+		Rules: rulesProxy, Metadata: metadataProxy, Targets: targetsProxy, Exemplars: exemplarsProxy, Status: statusProxy,
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), PartialResponse: *cfg.partialResponse,
 		LookbackDelta: *cfg.lookbackDelta, DefaultStep: *cfg.defaultStep, Timeout: *cfg.timeout,
 		AutoDownsampling: *cfg.autoDownsampling,
@@ -154,6 +156,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 	rulesapi.Register(s.grpc.Server(), rulesProxy)
 	targetsapi.Register(s.grpc.Server(), targetsProxy)
 	exemplarsapi.Register(s.grpc.Server(), exemplarsProxy)
+	statusapi.Register(s.grpc.Server(), statusProxy)
 	s.probe.Healthy()
 	// Resolve and probe once before reporting ready, so the first queries see endpoints.
 	if err := eps.Refresh(ctx); err != nil {

@@ -131,6 +131,7 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	sidecar.RegisterMetadata(s.grpc.Server(), client)        // thanos.Metadata from /api/v1/metadata
 	sidecar.RegisterTargets(s.grpc.Server(), prom, client)   // thanos.Targets from /api/v1/targets
 	sidecar.RegisterExemplars(s.grpc.Server(), prom, client) // thanos.Exemplars from /api/v1/query_exemplars
+	sidecar.RegisterStatus(s.grpc.Server(), prom, client)    // thanos.Status from /api/v1/status/tsdb
 	s.probe.Healthy()
 
 	startup := func(ctx context.Context) error {

@@ -38,6 +38,7 @@ func (s *StoreServer) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoRe
 		// The querier also serves these (cmd/vigil/query.go registers the proxies).
 		MetricMetadata: &infopb.MetricMetadataInfo{}, Targets: &infopb.TargetsInfo{}, Rules: &infopb.RulesInfo{},
 		Exemplars: &infopb.ExemplarsInfo{MinTime: math.MinInt64, MaxTime: math.MaxInt64},
+		Status:    &infopb.StatusInfo{},
 	}
 	var sets []labels.Labels
 	for _, ep := range eps {

@@ -14,10 +14,12 @@ import (
 
 	"github.com/vigilhq/vigil/internal/exemplarsapi"
 	"github.com/vigilhq/vigil/internal/metadataapi"
+	"github.com/vigilhq/vigil/internal/statusapi"
 	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/exemplarspb"
 	"github.com/vigilhq/vigil/internal/storeapi/infopb"
 	"github.com/vigilhq/vigil/internal/storeapi/metadatapb"
+	"github.com/vigilhq/vigil/internal/storeapi/statuspb"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 	"github.com/vigilhq/vigil/internal/storeapi/targetspb"
 	"github.com/vigilhq/vigil/internal/targetsapi"
@@ -30,6 +32,7 @@ func (a apisInfo) Info(ctx context.Context, req *infopb.InfoRequest) (*infopb.In
 	in, err := a.fakeStore.Info(ctx, req)
 	if in != nil {
 		in.MetricMetadata, in.Targets, in.Exemplars = &infopb.MetricMetadataInfo{}, &infopb.TargetsInfo{}, &infopb.ExemplarsInfo{}
+		in.Status = &infopb.StatusInfo{}
 	}
 	return in, err
 }
@@ -72,6 +75,10 @@ func serveAPIs(tb testing.TB, f *fakeStore, r *apisReplica) string {
 			SeriesLabels: storeapi.LabelSet(labels.FromStrings("__name__", "x", "replica", r.name)),
 			Exemplars:    []*exemplarspb.Exemplar{{Value: 1, Ts: 1000}}}}, nil, r.err
 	}))
+	statusapi.Register(srv, statusapi.SourceFunc(func(context.Context, *statuspb.TSDBStatisticsRequest) ([]*statuspb.TSDBStatistics, []string, error) {
+		return []*statuspb.TSDBStatistics{{Statistics: map[string]*statuspb.TSDBStatisticsEntry{
+			labels.FromStrings("replica", r.name).String(): {HeadStatistics: &statuspb.HeadStatistics{NumSeries: 10}}}}}, nil, r.err
+	}))
 	go func() { _ = srv.Serve(lis) }()
 	tb.Cleanup(srv.Stop)
 	return lis.Addr().String()
@@ -107,6 +114,14 @@ func TestThanosAPIProxies(t *testing.T) {
 	}
 	if n := len(targetsapi.Merge(tds, []string{"replica"}).GetActiveTargets()); n != 1 {
 		t.Fatalf("targets not deduplicated: %d", n)
+	}
+
+	sts, _, err := NewStatusProxy(apis).TSDBStatistics(ctx, &statuspb.TSDBStatisticsRequest{PartialResponseStrategy: warn})
+	if err != nil || len(sts) != 2 {
+		t.Fatalf("status: %v %v", sts, err)
+	}
+	if n := statusapi.Merge(sts, []string{"replica"}, 0).GetHeadStatistics().GetNumSeries(); n != 10 {
+		t.Fatalf("status: %d series with dedup, want 10", n)
 	}
 
 	ep := NewExemplarsProxy(apis, nil)
@@ -158,11 +173,18 @@ func TestThanosAPIProxiesPartialResponse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "fetch metadata from "+brokenAddr) {
 		t.Fatalf("ABORT: want the broken endpoint's error, got %v", err)
 	}
+	sts, warnings, err := NewStatusProxy(apis).TSDBStatistics(ctx, &statuspb.TSDBStatisticsRequest{PartialResponseStrategy: storepb.PartialResponseStrategy_WARN})
+	if err != nil || len(sts) != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], "fetch TSDB statistics from "+brokenAddr) {
+		t.Fatalf("status WARN: %v, warnings %q, err %v", sts, warnings, err)
+	}
+	if _, _, err := NewStatusProxy(apis).TSDBStatistics(ctx, &statuspb.TSDBStatisticsRequest{PartialResponseStrategy: storepb.PartialResponseStrategy_ABORT}); err == nil {
+		t.Fatal("status ABORT: want an error")
+	}
 }
 
 func TestStoreServerInfoAdvertisesAPIs(t *testing.T) {
 	in, err := NewStoreServer(NewProxy(newSet(t), 0, discard)).Info(context.Background(), &infopb.InfoRequest{})
-	if err != nil || in.GetMetricMetadata() == nil || in.GetTargets() == nil || in.GetExemplars() == nil || in.GetRules() == nil {
+	if err != nil || in.GetMetricMetadata() == nil || in.GetTargets() == nil || in.GetExemplars() == nil || in.GetRules() == nil || in.GetStatus() == nil {
 		t.Fatalf("querier Info %v, %v: want metadata, targets, exemplars and rules", in, err)
 	}
 }

@@ -1,5 +1,5 @@
 // Package queryapi serves the Prometheus HTTP API v1 (query, query_range, series,
-// labels, label values, build info, rules, alerts, metadata, targets, exemplars) plus
+// labels, label values, build info, rules, alerts, metadata, targets, exemplars, TSDB status) plus
 // Thanos's /api/v1/stores and per-request parameters (dedup, replicaLabels[],
 // partial_response, max_source_resolution, lookback_delta, storeMatch[]) on top of a
 // query.QueryableFactory and a PromQL engine, and of the proxies of the other Thanos
@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/internal/metadataapi"
 	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/rulesapi"
+	"github.com/vigilhq/vigil/internal/statusapi"
 	"github.com/vigilhq/vigil/internal/targetsapi"
 )
 
@@ -53,6 +54,8 @@ type Config struct {
 	Targets targetsapi.Source
 	// Exemplars answers /api/v1/query_exemplars (query.ExemplarsProxy); nil serves none.
 	Exemplars exemplarsapi.Source
+	// Status answers /api/v1/status/tsdb (query.StatusProxy); nil serves an empty head.
+	Status statusapi.Source
 	// ReplicaLabels is --query.replica-label, overridden per request by replicaLabels[].
 	ReplicaLabels []string
 	// PartialResponse is the --query.partial-response default of partial_response.
@@ -120,6 +123,7 @@ func (a *API) Register(mux *http.ServeMux, prefix string) {
 		{"/metadata", a.metricMetadata},
 		{"/targets", a.targets},
 		{"/query_exemplars", a.queryExemplars},
+		{"/status/tsdb", a.tsdbStatus},
 	}
 	for _, e := range endpoints {
 		h := a.handler(e.f)

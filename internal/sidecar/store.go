@@ -55,9 +55,10 @@ func (s *Store) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse
 			MinTime: mint, MaxTime: math.MaxInt64,
 			SupportsSharding: true, SupportsWithoutReplicaLabels: true,
 		},
-		// Served by RegisterRules, RegisterMetadata, RegisterTargets and RegisterExemplars.
+		// Served by RegisterRules, RegisterMetadata, RegisterTargets, RegisterExemplars and RegisterStatus.
 		Rules: &infopb.RulesInfo{}, MetricMetadata: &infopb.MetricMetadataInfo{}, Targets: &infopb.TargetsInfo{},
 		Exemplars: &infopb.ExemplarsInfo{MinTime: math.MinInt64, MaxTime: math.MaxInt64},
+		Status:    &infopb.StatusInfo{},
 	}, nil
 }
 

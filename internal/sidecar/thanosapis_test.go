@@ -37,6 +37,9 @@ var promAPIBodies = map[string]string{
 		`"labels":{"instance":"a:1","job":"j","replica":"own"},"scrapePool":"j","scrapeUrl":"http://a:1/metrics","globalUrl":"http://h:1/metrics",` +
 		`"lastError":"","lastScrape":"2025-01-02T03:04:05Z","lastScrapeDuration":0.01,"health":"up"}],` +
 		`"droppedTargets":[{"discoveredLabels":{"__address__":"b:1","job":"j"}}]}}`,
+	"/api/v1/status/tsdb": `{"status":"success","data":{"headStats":{"numSeries":7,"numLabelPairs":20,"chunkCount":9,` +
+		`"minTime":1000,"maxTime":2000},"seriesCountByMetricName":[{"name":"up","value":3}],"labelValueCountByLabelName":[],` +
+		`"memoryInBytesByLabelName":[{"name":"job","value":40}],"seriesCountByLabelValuePair":[{"name":"job=j","value":7}]}}`,
 	"/api/v1/query_exemplars": `{"status":"success","data":[{"seriesLabels":{"__name__":"x_total","job":"j"},` +
 		`"exemplars":[{"labels":{"trace_id":"t"},"value":"2","timestamp":1735787045.5}]}]}`,
 }
@@ -77,6 +80,7 @@ func apisEnv(t *testing.T, ext labels.Labels, refresh bool) (*grpc.ClientConn, f
 	RegisterMetadata(gs, client)
 	RegisterTargets(gs, prom, client)
 	RegisterExemplars(gs, prom, client)
+	RegisterStatus(gs, prom, client)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufnet",
@@ -102,7 +106,7 @@ func TestThanosAPIsFromPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.GetMetricMetadata() == nil || in.GetTargets() == nil || in.GetExemplars().GetMaxTime() != math.MaxInt64 {
+	if in.GetMetricMetadata() == nil || in.GetTargets() == nil || in.GetExemplars().GetMaxTime() != math.MaxInt64 || in.GetStatus() == nil {
 		t.Fatalf("Info does not advertise the APIs: %v", in)
 	}
 

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
+	"fmt"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -28,6 +31,17 @@ func testFrozenReplica(t *testing.T, f *haFixture) {
 	if err := f.side[1].Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The signal is delivered asynchronously: wait until the kernel reports it stopped.
+	e2eutil.Poll(t, 5*time.Second, 5*time.Millisecond, func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.side[1].Pid()))
+		if err != nil {
+			return err
+		}
+		if fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(fields) == 0 || fields[0] != "T" {
+			return fmt.Errorf("sidecar not stopped yet: %.60s", b)
+		}
+		return nil
+	})
 	defer func() {
 		if err := f.side[1].Signal(syscall.SIGCONT); err != nil {
 			t.Error(err)

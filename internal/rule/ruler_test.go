@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -195,7 +196,7 @@ func TestRulerEndToEnd(t *testing.T) {
 	// labels set.
 	waitFor(t, 10*time.Second, "alert at Alertmanager", func() bool { _, ok := fake.alertNamed("HighErrors"); return ok })
 	a, _ := fake.alertNamed("HighErrors")
-	if want := map[string]string{"alertname": "HighErrors", "job": "api", "severity": "page", "cluster": "eu1"}; !mapsEqual(a.Labels, want) {
+	if want := map[string]string{"alertname": "HighErrors", "job": "api", "severity": "page", "cluster": "eu1"}; !maps.Equal(a.Labels, want) {
 		t.Errorf("alert labels %v, want %v", a.Labels, want)
 	}
 	if a.Annotations["summary"] != "value 3" || !strings.HasPrefix(a.GeneratorURL, "http://query.example/graph?g0.expr=errors_metric+%3E+0&g0.tab=1") {
@@ -261,18 +262,6 @@ func TestRulerReloadErrorExplains(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "rules.yaml") || !strings.Contains(err.Error(), "abort-group") {
 		t.Errorf("reload error %v, want one naming the file and the group", err)
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestRulerQueryFailureKeepsEvaluating(t *testing.T) {
@@ -402,7 +391,7 @@ func TestRulerUploadsOnClose(t *testing.T) {
 	if err := json.Unmarshal(bkt.Objects()[metas[0]], &meta); err != nil {
 		t.Fatal(err)
 	}
-	if meta.Thanos.Source != "ruler" || !mapsEqual(meta.Thanos.Labels, map[string]string{"cluster": "eu1", "replica": "r1"}) {
+	if meta.Thanos.Source != "ruler" || !maps.Equal(meta.Thanos.Labels, map[string]string{"cluster": "eu1", "replica": "r1"}) {
 		t.Errorf("block meta thanos section %+v, want source ruler and the --label set", meta.Thanos)
 	}
 }

@@ -2,24 +2,13 @@ package sidecar
 
 import (
 	"context"
-	"log/slog"
-	"math"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"slices"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/vigilhq/vigil/internal/promclient"
 	"github.com/vigilhq/vigil/internal/rulesapi"
 	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/infopb"
@@ -37,52 +26,11 @@ const promRules = `{"status":"success","data":{"groups":[{"name":"example","file
 	`"lastEvaluation":"2025-01-02T03:04:06Z"}]}}`
 
 // rulesEnv serves the sidecar's thanos.Rules and Info over bufconn, in front of a fake
-// Prometheus that also answers /api/v1/rules.
+// Prometheus that also answers /api/v1/rules (apisEnv).
 func rulesEnv(t *testing.T, ext labels.Labels, refresh bool) (rulespb.RulesClient, infopb.InfoClient, func() []url.Values) {
 	t.Helper()
-	fp := newFakeProm(t, ext)
-	var (
-		mu   sync.Mutex
-		reqs []url.Values
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/v1/rules" {
-			mu.Lock()
-			reqs = append(reqs, r.URL.Query())
-			mu.Unlock()
-			_, _ = w.Write([]byte(promRules))
-			return
-		}
-		fp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	u, _ := url.Parse(srv.URL)
-	client := promclient.New(u, srv.Client())
-	prom := NewPrometheus(client, slog.New(slog.DiscardHandler), math.MinInt64, nil)
-	if refresh {
-		if err := prom.Refresh(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	store := NewStore(prom, client, Limits{})
-	storeapi.Register(gs, store, store, 0)
-	RegisterRules(gs, prom, client)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return rulespb.NewRulesClient(conn), infopb.NewInfoClient(conn), func() []url.Values {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(reqs)
-	}
+	conn, reqs := apisEnv(t, ext, refresh)
+	return rulespb.NewRulesClient(conn), infopb.NewInfoClient(conn), func() []url.Values { return reqs("/api/v1/rules") }
 }
 
 func TestRulesAddExternalLabels(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 
@@ -37,6 +38,7 @@ var promAPIBodies = map[string]string{
 		`"labels":{"instance":"a:1","job":"j","replica":"own"},"scrapePool":"j","scrapeUrl":"http://a:1/metrics","globalUrl":"http://h:1/metrics",` +
 		`"lastError":"","lastScrape":"2025-01-02T03:04:05Z","lastScrapeDuration":0.01,"health":"up"}],` +
 		`"droppedTargets":[{"discoveredLabels":{"__address__":"b:1","job":"j"}}]}}`,
+	"/api/v1/rules": promRules,
 	"/api/v1/status/tsdb": `{"status":"success","data":{"headStats":{"numSeries":7,"numLabelPairs":20,"chunkCount":9,` +
 		`"minTime":1000,"maxTime":2000},"seriesCountByMetricName":[{"name":"up","value":3}],"labelValueCountByLabelName":[],` +
 		`"memoryInBytesByLabelName":[{"name":"job","value":40}],"seriesCountByLabelValuePair":[{"name":"job=j","value":7}]}}`,
@@ -77,6 +79,7 @@ func apisEnv(t *testing.T, ext labels.Labels, refresh bool) (*grpc.ClientConn, f
 	gs := grpc.NewServer()
 	store := NewStore(prom, client, Limits{})
 	storeapi.Register(gs, store, store, 0)
+	RegisterRules(gs, prom, client)
 	RegisterMetadata(gs, client)
 	RegisterTargets(gs, prom, client)
 	RegisterExemplars(gs, prom, client)
@@ -93,7 +96,7 @@ func apisEnv(t *testing.T, ext labels.Labels, refresh bool) (*grpc.ClientConn, f
 	return conn, func(path string) []url.Values {
 		mu.Lock()
 		defer mu.Unlock()
-		return reqs[path]
+		return slices.Clone(reqs[path])
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -86,7 +87,6 @@ func TestMetadataAPI(t *testing.T) {
 	exporter := startOpenMetricsExporter(t, exTS)
 	var (
 		proms [2]*e2eutil.Prometheus
-		side  [2]*e2eutil.Vigil
 	)
 	for i := range proms {
 		proms[i] = e2eutil.StartPrometheus(t, e2eutil.PrometheusConfig{
@@ -96,18 +96,7 @@ func TestMetadataAPI(t *testing.T) {
 			ExtraFlags:    []string{"--enable-feature=exemplar-storage"},
 		})
 	}
-	for i, p := range proms {
-		side[i] = e2eutil.StartVigil(t, "sidecar",
-			"--prometheus.url="+p.URL, "--tsdb.path="+p.DataDir,
-			"--prometheus.get_config_interval=1s", "--prometheus.ready_timeout=30s")
-	}
-	for _, s := range side {
-		s.MustWaitReady(t)
-	}
-	q := e2eutil.StartVigil(t, "query",
-		"--endpoint="+side[0].GRPCAddr, "--endpoint="+side[1].GRPCAddr,
-		"--query.replica-label="+replicaLabel)
-	q.MustWaitReady(t)
+	side, q := sidecarsAndQuerier(t, proms)
 
 	// Wait until both replicas have scraped the exporter, exemplar included.
 	exemplarsQuery := url.Values{"query": {exMetric + "_total"}, "dedup": {"false"}}
@@ -152,7 +141,7 @@ func TestMetadataAPI(t *testing.T) {
 		}
 		at := tds[0].GetActiveTargets()[0]
 		want := map[string]string{"cluster": "test", replicaLabel: "r0", "instance": exporter, "job": "exporter"}
-		if got := storeapi.LabelsFromProto(at.GetLabels().GetLabels()).Map(); !mapsEqual(got, want) {
+		if got := storeapi.LabelsFromProto(at.GetLabels().GetLabels()).Map(); !maps.Equal(got, want) {
 			t.Errorf("target labels %v, want %v", got, want)
 		}
 		disc := storeapi.LabelsFromProto(at.GetDiscoveredLabels().GetLabels())
@@ -171,7 +160,7 @@ func TestMetadataAPI(t *testing.T) {
 			t.Fatalf("Exemplars: %v %v", data, err)
 		}
 		wantSeries := map[string]string{"__name__": exMetric + "_total", "cluster": "test", replicaLabel: "r0", "instance": exporter, "job": "exporter"}
-		if got := storeapi.LabelsFromProto(data[0].GetSeriesLabels().GetLabels()).Map(); !mapsEqual(got, wantSeries) {
+		if got := storeapi.LabelsFromProto(data[0].GetSeriesLabels().GetLabels()).Map(); !maps.Equal(got, wantSeries) {
 			t.Errorf("series labels %v, want %v", got, wantSeries)
 		}
 		e := data[0].GetExemplars()[0]
@@ -213,7 +202,7 @@ func TestMetadataAPI(t *testing.T) {
 			t.Fatalf("dedup: want the exporter once, got %s", r)
 		}
 		at := d.ActiveTargets[0]
-		if !mapsEqual(at.Labels, map[string]string{"cluster": "test", "instance": exporter, "job": "exporter"}) ||
+		if !maps.Equal(at.Labels, map[string]string{"cluster": "test", "instance": exporter, "job": "exporter"}) ||
 			at.DiscoveredLabels[replicaLabel] != "" || at.Health != "up" || at.ScrapePool != "exporter" || at.LastScrape.IsZero() {
 			t.Errorf("target %s", r.Data)
 		}
@@ -240,7 +229,7 @@ func TestMetadataAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]string{"__name__": exMetric + "_total", "cluster": "test", "instance": exporter, "job": "exporter"}
-		if len(d) != 1 || !mapsEqual(d[0].SeriesLabels, want) || len(d[0].Exemplars) != 1 {
+		if len(d) != 1 || !maps.Equal(d[0].SeriesLabels, want) || len(d[0].Exemplars) != 1 {
 			t.Fatalf("dedup: want one series with one exemplar, got %s", r)
 		}
 		e := d[0].Exemplars[0]

@@ -216,6 +216,25 @@ func TestQueryHA(t *testing.T) {
 	t.Run("DedupFillsReplicaGap", func(t *testing.T) { testDedupFillsGap(t, f, killed, restarted) })
 }
 
+// sidecarsAndQuerier starts a sidecar beside each of an HA pair's Prometheus servers and
+// a querier over both that deduplicates on the replica label.
+func sidecarsAndQuerier(t *testing.T, proms [2]*e2eutil.Prometheus) (side [2]*e2eutil.Vigil, q *e2eutil.Vigil) {
+	t.Helper()
+	for i, p := range proms {
+		side[i] = e2eutil.StartVigil(t, "sidecar",
+			"--prometheus.url="+p.URL, "--tsdb.path="+p.DataDir,
+			"--prometheus.get_config_interval=1s", "--prometheus.ready_timeout=30s")
+	}
+	for _, s := range side {
+		s.MustWaitReady(t)
+	}
+	q = e2eutil.StartVigil(t, "query",
+		"--endpoint="+side[0].GRPCAddr, "--endpoint="+side[1].GRPCAddr,
+		"--query.replica-label="+replicaLabel)
+	q.MustWaitReady(t)
+	return side, q
+}
+
 // --- API helpers -------------------------------------------------------------------
 
 var apiClient = &http.Client{Timeout: 30 * time.Second}

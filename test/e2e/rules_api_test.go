@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -88,7 +89,6 @@ func TestRulesAPI(t *testing.T) {
 	t.Parallel()
 	var (
 		proms [2]*e2eutil.Prometheus
-		side  [2]*e2eutil.Vigil
 	)
 	// Prometheus reports rule files by absolute path, and groups are merged by (file,
 	// name): both replicas load the same file, as HA replicas deployed alike do.
@@ -103,18 +103,7 @@ func TestRulesAPI(t *testing.T) {
 			ExtraYAML:      "rule_files:\n- " + rulesPath,
 		})
 	}
-	for i, p := range proms {
-		side[i] = e2eutil.StartVigil(t, "sidecar",
-			"--prometheus.url="+p.URL, "--tsdb.path="+p.DataDir,
-			"--prometheus.get_config_interval=1s", "--prometheus.ready_timeout=30s")
-	}
-	for _, s := range side {
-		s.MustWaitReady(t)
-	}
-	q := e2eutil.StartVigil(t, "query",
-		"--endpoint="+side[0].GRPCAddr, "--endpoint="+side[1].GRPCAddr,
-		"--query.replica-label="+replicaLabel)
-	q.MustWaitReady(t)
+	side, q := sidecarsAndQuerier(t, proms)
 
 	// Wait until both replicas have evaluated both rules and the alert fires in both.
 	e2eutil.Poll(t, 30*time.Second, 250*time.Millisecond, func() error {
@@ -164,10 +153,10 @@ func TestRulesAPI(t *testing.T) {
 			t.Fatalf("want the alert then the recording rule, got %v", groups[0].GetRules())
 		}
 		wantRule := map[string]string{"cluster": "test", replicaLabel: "r0", "severity": "page"}
-		if got := storeapi.LabelsFromProto(a.GetLabels().GetLabels()).Map(); !mapsEqual(got, wantRule) {
+		if got := storeapi.LabelsFromProto(a.GetLabels().GetLabels()).Map(); !maps.Equal(got, wantRule) {
 			t.Errorf("alert rule labels %v, want %v", got, wantRule)
 		}
-		if got := storeapi.LabelsFromProto(rec.GetLabels().GetLabels()).Map(); !mapsEqual(got, map[string]string{"cluster": "test", replicaLabel: "r0"}) {
+		if got := storeapi.LabelsFromProto(rec.GetLabels().GetLabels()).Map(); !maps.Equal(got, map[string]string{"cluster": "test", replicaLabel: "r0"}) {
 			t.Errorf("recording rule labels %v", got)
 		}
 		if a.GetState() != rulespb.AlertState_FIRING || a.GetQuery() != "vector(1) > 0" || len(a.GetAlerts()) != 1 {
@@ -175,7 +164,7 @@ func TestRulesAPI(t *testing.T) {
 		}
 		in := a.GetAlerts()[0]
 		wantAlert := map[string]string{"alertname": "AlwaysFiring", "cluster": "test", replicaLabel: "r0", "severity": "page"}
-		if got := storeapi.LabelsFromProto(in.GetLabels().GetLabels()).Map(); !mapsEqual(got, wantAlert) {
+		if got := storeapi.LabelsFromProto(in.GetLabels().GetLabels()).Map(); !maps.Equal(got, wantAlert) {
 			t.Errorf("alert labels %v, want %v", got, wantAlert)
 		}
 		if in.GetState() != rulespb.AlertState_FIRING || in.GetActiveAt() == nil || in.GetValue() != "1e+00" {
@@ -218,7 +207,7 @@ func TestRulesAPI(t *testing.T) {
 		if a.Type != "alerting" || a.Name != "AlwaysFiring" || a.State != "firing" || rec.Type != "recording" || rec.Name != "job:up:sum" {
 			t.Fatalf("rules %.1000s", r.Data)
 		}
-		if !mapsEqual(a.Labels, map[string]string{"cluster": "test", "severity": "page"}) || !mapsEqual(rec.Labels, map[string]string{"cluster": "test"}) {
+		if !maps.Equal(a.Labels, map[string]string{"cluster": "test", "severity": "page"}) || !maps.Equal(rec.Labels, map[string]string{"cluster": "test"}) {
 			t.Errorf("replica label not removed: %v %v", a.Labels, rec.Labels)
 		}
 		if len(a.Alerts) != 1 || a.Alerts[0].State != "firing" || a.Alerts[0].Labels[replicaLabel] != "" {
@@ -262,7 +251,7 @@ func TestRulesAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]string{"alertname": "AlwaysFiring", "cluster": "test", "severity": "page"}
-		if len(alerts) != 1 || alerts[0].State != "firing" || !mapsEqual(alerts[0].Labels, want) || alerts[0].ActiveAt == "" {
+		if len(alerts) != 1 || alerts[0].State != "firing" || !maps.Equal(alerts[0].Labels, want) || alerts[0].ActiveAt == "" {
 			t.Fatalf("dedup: want one firing alert %v, got %.800s", want, r.Data)
 		}
 		alerts, r, err = getAlerts(q.HTTPURL, url.Values{"dedup": {"false"}})
@@ -300,16 +289,4 @@ func TestRulesAPI(t *testing.T) {
 			t.Fatalf("want r0's alert only: %v %s", err, r)
 		}
 	})
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }

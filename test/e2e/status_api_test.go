@@ -41,7 +41,6 @@ func TestStatusAPI(t *testing.T) {
 	exporter := startStaticExporter(t, 20)
 	var (
 		proms [2]*e2eutil.Prometheus
-		side  [2]*e2eutil.Vigil
 	)
 	for i := range proms {
 		proms[i] = e2eutil.StartPrometheus(t, e2eutil.PrometheusConfig{
@@ -50,18 +49,7 @@ func TestStatusAPI(t *testing.T) {
 			ScrapeConfigs: []e2eutil.ScrapeConfig{{JobName: "exporter", Targets: []string{exporter}}},
 		})
 	}
-	for i, p := range proms {
-		side[i] = e2eutil.StartVigil(t, "sidecar",
-			"--prometheus.url="+p.URL, "--tsdb.path="+p.DataDir,
-			"--prometheus.get_config_interval=1s", "--prometheus.ready_timeout=30s")
-	}
-	for _, s := range side {
-		s.MustWaitReady(t)
-	}
-	q := e2eutil.StartVigil(t, "query",
-		"--endpoint="+side[0].GRPCAddr, "--endpoint="+side[1].GRPCAddr,
-		"--query.replica-label="+replicaLabel)
-	q.MustWaitReady(t)
+	side, q := sidecarsAndQuerier(t, proms)
 
 	// The exporter's 20 series plus the 5 a scrape adds (up, scrape_*), in both heads.
 	const wantSeries = 25

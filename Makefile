@@ -7,8 +7,18 @@ PROTO_OUT := internal/storeapi
 
 all: build
 
+# Build information, as Prometheus' release builds stamp it (vigil --version, vigil_build_info).
+VERSION    ?= 0.1.0-dev
+REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH     ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+BUILD_USER ?= $(shell id -un)@$(shell uname -n)
+BUILD_DATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+VPKG       := github.com/prometheus/common/version
+LDFLAGS    := -X main.vigilVersion=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH) \
+	-X $(VPKG).BuildUser=$(BUILD_USER) -X $(VPKG).BuildDate=$(BUILD_DATE)
+
 build:
-	$(GO) build -o $(BIN)/vigil ./cmd/vigil
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/vigil ./cmd/vigil
 
 # Regenerates the StoreAPI Go code from proto/ (needs protoc and libprotobuf-dev).
 proto:

@@ -120,7 +120,7 @@ func (s *Store) LabelNames(ctx context.Context, req *storepb.LabelNamesRequest) 
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return &storepb.LabelNamesResponse{Names: limitStrings(names, req.GetLimit())}, nil
+	return &storepb.LabelNamesResponse{Names: storeapi.LimitStrings(names, req.GetLimit())}, nil
 }
 
 // LabelValues returns the values of a label over the matching series; an external label
@@ -150,7 +150,7 @@ func (s *Store) LabelValues(ctx context.Context, req *storepb.LabelValuesRequest
 		values = append(values, v)
 	}
 	slices.Sort(values)
-	return &storepb.LabelValuesResponse{Values: limitStrings(values, req.GetLimit())}, nil
+	return &storepb.LabelValuesResponse{Values: storeapi.LimitStrings(values, req.GetLimit())}, nil
 }
 
 func (s *Store) blockLabelValues(ctx context.Context, b *loadedBlock, sc labelScope, name string, seen map[string]struct{}) error {
@@ -184,9 +184,3 @@ func (s *Store) blockLabelValues(ctx context.Context, b *loadedBlock, sc labelSc
 	})
 }
 
-func limitStrings(s []string, n int64) []string {
-	if n > 0 && int64(len(s)) > n {
-		return s[:n]
-	}
-	return s
-}

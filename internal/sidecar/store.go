@@ -295,7 +295,7 @@ func (s *Store) LabelNames(ctx context.Context, req *storepb.LabelNamesRequest) 
 	names = slices.DeleteFunc(names, func(n string) bool { _, drop := stripped[n]; return drop })
 	slices.Sort(names)
 	names = slices.Compact(names)
-	return &storepb.LabelNamesResponse{Names: limit(names, req.GetLimit()), Warnings: warnings}, nil
+	return &storepb.LabelNamesResponse{Names: storeapi.LimitStrings(names, req.GetLimit()), Warnings: warnings}, nil
 }
 
 // LabelValues returns values of one label; an external label answers its own value when
@@ -326,7 +326,7 @@ func (s *Store) LabelValues(ctx context.Context, req *storepb.LabelValuesRequest
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, fmt.Sprintf("label values from Prometheus: %v", err))
 	}
-	return &storepb.LabelValuesResponse{Values: limit(values, req.GetLimit()), Warnings: warnings}, nil
+	return &storepb.LabelValuesResponse{Values: storeapi.LimitStrings(values, req.GetLimit()), Warnings: warnings}, nil
 }
 
 func selectors(ms []*labels.Matcher) []string {
@@ -336,12 +336,6 @@ func selectors(ms []*labels.Matcher) []string {
 	return []string{storeapi.Selector(ms)}
 }
 
-func limit(s []string, n int64) []string {
-	if n > 0 && int64(len(s)) > n {
-		return s[:n]
-	}
-	return s
-}
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms) }
 

@@ -126,3 +126,11 @@ func comparePrefix(a, b []*storepb.Label, n int) int {
 	}
 	return len(a) - n
 }
+
+// LimitStrings cuts a label-call answer to the request's limit (0 or less: no limit).
+func LimitStrings(s []string, n int64) []string {
+	if n > 0 && int64(len(s)) > n {
+		return s[:n]
+	}
+	return s
+}

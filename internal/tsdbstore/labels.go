@@ -70,7 +70,7 @@ func (s *Store) labelNames(ctx context.Context, req *storepb.LabelNamesRequest, 
 		return nil
 	})
 	slices.Sort(names)
-	return limitStrings(slices.Compact(names), req.GetLimit()), warnings, err
+	return storeapi.LimitStrings(slices.Compact(names), req.GetLimit()), warnings, err
 }
 
 // labelValues answers LabelValues for the parsed request matchers ms.
@@ -100,7 +100,7 @@ func (s *Store) labelValues(ctx context.Context, req *storepb.LabelValuesRequest
 		values, warnings = cloneStrings(stored), warningStrings(ws)
 		return nil
 	})
-	return limitStrings(values, req.GetLimit()), warnings, err
+	return storeapi.LimitStrings(values, req.GetLimit()), warnings, err
 }
 
 // matchersFromProto parses request matchers; a bad one is the client's error.

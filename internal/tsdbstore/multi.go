@@ -202,5 +202,5 @@ func (m *Multi) union(ctx context.Context, ms []*labels.Matcher, limit int64, ca
 		warnings = append(warnings, a.warnings...)
 	}
 	slices.Sort(values)
-	return limitStrings(slices.Compact(values), limit), warnings, nil
+	return storeapi.LimitStrings(slices.Compact(values), limit), warnings, nil
 }

@@ -133,9 +133,3 @@ func endTime(ms int64) int64 {
 	return ms
 }
 
-func limitStrings(s []string, n int64) []string {
-	if n > 0 && int64(len(s)) > n {
-		return s[:n]
-	}
-	return s
-}

@@ -183,4 +183,3 @@ func (s *Store) blockLabelValues(ctx context.Context, b *loadedBlock, sc labelSc
 		}
 	})
 }
-

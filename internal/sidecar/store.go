@@ -336,7 +336,6 @@ func selectors(ms []*labels.Matcher) []string {
 	return []string{storeapi.Selector(ms)}
 }
 
-
 func msTime(ms int64) time.Time { return time.UnixMilli(ms) }
 
 // endTime treats an unset end (0) as "no upper bound".

@@ -132,4 +132,3 @@ func endTime(ms int64) int64 {
 	}
 	return ms
 }
-

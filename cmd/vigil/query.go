@@ -21,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/internal/dedup"
 	"github.com/vigilhq/vigil/internal/discovery"
 	"github.com/vigilhq/vigil/internal/exemplarsapi"
+	"github.com/vigilhq/vigil/internal/federate"
 	"github.com/vigilhq/vigil/internal/metadataapi"
 	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/queryapi"
@@ -138,8 +139,9 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		LookbackDelta: *cfg.lookbackDelta, EnableAtModifier: true, EnableNegativeOffset: true,
 		ActiveQueryTracker: nil, NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
+	queryable := query.NewQueryableFactory(proxy, dedupFunc)
 	api := queryapi.New(queryapi.Config{
-		Engine: query.NewGatedEngine(engine, *cfg.maxConcurrent), Queryable: query.NewQueryableFactory(proxy, dedupFunc), Stores: set,
+		Engine: query.NewGatedEngine(engine, *cfg.maxConcurrent), Queryable: queryable, Stores: set,
 		Rules: rulesProxy, Metadata: metadataProxy, Targets: targetsProxy, Exemplars: exemplarsProxy, Status: statusProxy,
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), PartialResponse: *cfg.partialResponse,
 		LookbackDelta: *cfg.lookbackDelta, DefaultStep: *cfg.defaultStep, Timeout: *cfg.timeout,
@@ -149,6 +151,8 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		Logger: logger,
 	})
 	api.Register(s.http.Mux(), "")
+	federate.New(federate.Config{API: api, Queryable: queryable, LookbackDelta: *cfg.lookbackDelta,
+		MaxSamples: *cfg.maxSamples, Logger: logger, Registerer: reg}).Register(s.http.Mux(), "")
 	web.Register(s.http.Mux()) // the UI at /, /graph, /stores, /rules, /alerts, /replicas
 	store := query.NewStoreServer(proxy)
 	storeapi.Register(s.grpc.Server(), store, store, storepb.StoreType_QUERY)

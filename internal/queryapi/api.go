@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -134,6 +135,43 @@ func (a *API) Register(mux *http.ServeMux, prefix string) {
 		}
 	}
 }
+
+// SelectParams are what a handler beside the API that selects series (/federate)
+// reads from its request; see ParseSelect.
+type SelectParams struct {
+	Matchers [][]*labels.Matcher // match[], required
+	Options  query.Options       // dedup, replicaLabels[], partial_response, storeMatch[], max_source_resolution (raw by default)
+	Timeout  time.Duration       // the timeout parameter capped by Config.Timeout; 0 means none
+}
+
+// ParseSelect parses r's query string and form body with the API's own rules, for
+// handlers served beside it. Every error is the client's.
+func (a *API) ParseSelect(r *http.Request) (SelectParams, error) {
+	var p SelectParams
+	if err := parseForm(r); err != nil {
+		return p, errors.New("error parsing form values: " + err.Error())
+	}
+	if len(r.Form["match[]"]) == 0 {
+		return p, errors.New("no match[] parameter provided")
+	}
+	ms, err := a.parseMatchers(r.Form["match[]"])
+	if err != nil {
+		return p, invalidParam(err, "match[]").err
+	}
+	opts, apiErr := a.parseOptions(r, 0, 0)
+	if apiErr == nil {
+		p.Timeout, apiErr = a.parseTimeout(r)
+	}
+	if apiErr != nil {
+		return p, apiErr.err
+	}
+	p.Matchers, p.Options = ms, opts
+	return p, nil
+}
+
+// ErrorStatus is the HTTP status code the API answers a storage or engine error with
+// (a timeout is 503, a cancellation 499), for handlers served beside it.
+func ErrorStatus(err error) int { return toAPIError(err).typ.httpStatus() }
 
 // errorType classifies API errors as Prometheus does.
 type errorType string

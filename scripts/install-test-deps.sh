@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
 # Installs what Vigil's tests need on a fresh Debian machine: real Prometheus, promtool,
-# Alertmanager and node exporter from Debian, and protoc for `make proto`. Idempotent:
+# Alertmanager, node exporter and etcd from Debian, protoc for `make proto`, MinIO and a
+# kube-apiserver built from source. Idempotent:
 # anything already present is left alone.
 set -euo pipefail
+
+# apt_install installs Debian packages without letting them start services on the machine
+# (tests start their own on loopback ports): while it runs, a policy-rc.d denies every
+# service start. The file is removed afterwards unless it was there before, so no
+# system-wide change outlives the install.
+apt_install() {
+  local SUDO="" made=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    made=1
+  fi
+  local rc=0
+  { $SUDO apt-get update -q &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$@"; } || rc=$?
+  [ -z "$made" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
 
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v protoc >/dev/null || need+=(protobuf-compiler libprotobuf-dev)
-
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  # Package installs must not start services on the machine (tests start their own on
-  # loopback ports): a policy-rc.d that denies every start.
-  if [ ! -x /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-    $SUDO chmod +x /usr/sbin/policy-rc.d
-  fi
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
+command -v etcd >/dev/null || need+=(etcd-server)
+[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
 prometheus --version 2>&1 | head -1
 
@@ -39,10 +48,10 @@ fi
 # --- Web UI browser test (test/e2e/ui_test.go) -------------------------------------------
 # Headless Chromium from Debian; playwright-core (test/e2e/ui/package-lock.json) drives it
 # and is installed by the test itself with `npm ci` (it downloads no browser). Idempotent.
-if ! command -v chromium >/dev/null; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium
-fi
+command -v chromium >/dev/null || apt_install chromium
 chromium --version 2>/dev/null | head -1
+
+# --- kube-apiserver (test/e2e/kube_*): validates deploy/kubernetes with server-side dry
+# runs and backs the Lease leader-election tests, with Debian's etcd as its store.
+etcd --version 2>&1 | head -1
+"$(dirname "$0")/build-kube-apiserver.sh"

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/test/e2e/e2eutil"
 )
 
 // browser runs the playwright-core scripts of test/e2e/ui/ (ui.mjs for the querier UI,
@@ -23,8 +25,8 @@ type browser struct {
 
 // needBrowser finds Chromium and Node.js, installs playwright-core into test/e2e/ui if
 // needed and picks the screenshot directory: $VIGIL_E2E_ARTEFACTS/<artefacts>, or a
-// temporary directory. Without Chromium or Node.js the test is skipped, unless CI=true,
-// where it fails.
+// temporary directory. Without Chromium or Node.js the test is skipped, unless CI=true or
+// VIGIL_E2E_REQUIRE=1, where it fails.
 func needBrowser(t *testing.T, artefacts string) *browser {
 	t.Helper()
 	chromiumBin := findChromium()
@@ -35,7 +37,7 @@ func needBrowser(t *testing.T, artefacts string) *browser {
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg + "; scripts/install-test-deps.sh installs them")
 		}
-		t.Skip(msg)
+		e2eutil.SkipMissing(t, msg)
 	}
 	dir, err := filepath.Abs("ui")
 	if err != nil {

@@ -32,7 +32,7 @@ func AlertmanagerBin(t testing.TB) string {
 			return p
 		}
 	}
-	t.Skip("alertmanager not found: install Debian's prometheus-alertmanager package or set ALERTMANAGER_BIN")
+	SkipMissing(t, "alertmanager not found: install Debian's prometheus-alertmanager package or set ALERTMANAGER_BIN")
 	return ""
 }
 

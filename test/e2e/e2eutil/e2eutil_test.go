@@ -120,7 +120,7 @@ func TestRenderPrometheusConfig(t *testing.T) {
 	// promtool, when installed, checks the file the way Prometheus will read it.
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Skip("promtool not installed")
+		SkipMissing(t, "promtool not installed")
 	}
 	p := &Prometheus{Addr: "127.0.0.1:19090", Dir: t.TempDir()}
 	p.ConfigPath = filepath.Join(p.Dir, "prometheus.yml")

@@ -67,7 +67,7 @@ func MinIOBin(t testing.TB) string {
 	if p, err := exec.LookPath("minio"); err == nil {
 		return p
 	}
-	t.Skip("MinIO binary not found: run `make deps` (go install github.com/minio/minio) or set MINIO_BIN")
+	SkipMissing(t, "MinIO binary not found: run `make deps` (go install github.com/minio/minio) or set MINIO_BIN")
 	return ""
 }
 

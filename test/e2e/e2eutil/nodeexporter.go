@@ -34,7 +34,7 @@ func NodeExporterBin(t testing.TB) string {
 			return p
 		}
 	}
-	t.Skip("node exporter not found: install Debian's prometheus-node-exporter package or set NODE_EXPORTER_BIN")
+	SkipMissing(t, "node exporter not found: install Debian's prometheus-node-exporter package or set NODE_EXPORTER_BIN")
 	return ""
 }
 

@@ -69,7 +69,7 @@ func PrometheusBin(t testing.TB) string {
 	if p, err := exec.LookPath("prometheus"); err == nil {
 		return p
 	}
-	t.Skip("Prometheus binary not found: install Debian's prometheus package or set PROMETHEUS_BIN")
+	SkipMissing(t, "Prometheus binary not found: install Debian's prometheus package or set PROMETHEUS_BIN")
 	return ""
 }
 

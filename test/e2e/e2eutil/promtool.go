@@ -20,7 +20,7 @@ func PromtoolBin(t testing.TB) string {
 	if p, err := exec.LookPath("promtool"); err == nil {
 		return p
 	}
-	t.Skip("promtool not found: install Debian's prometheus package or set PROMTOOL_BIN")
+	SkipMissing(t, "promtool not found: install Debian's prometheus package or set PROMTOOL_BIN")
 	return ""
 }
 

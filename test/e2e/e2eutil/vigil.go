@@ -41,7 +41,7 @@ func VigilBin(t testing.TB) string {
 			}
 		}
 	}
-	t.Skip("vigil binary not found: run `make build` and set VIGIL_BIN=<abs path to bin/vigil> (or use `make test-e2e`)")
+	SkipMissing(t, "vigil binary not found: run `make build` and set VIGIL_BIN=<abs path to bin/vigil> (or use `make test-e2e`)")
 	return ""
 }
 

@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 PROTO_OUT := internal/storeapi
 
-.PHONY: all build proto test test-unit test-fuzz test-e2e deps bench lint ui ui-check
+.PHONY: all build up proto test test-unit test-fuzz test-e2e deps bench lint ui ui-check
 
 all: build
 
@@ -19,6 +19,12 @@ LDFLAGS    := -X main.vigilVersion=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/vigil ./cmd/vigil
+
+# Runs the whole system on this machine (see docs/components/up.md). When no Prometheus is
+# installed, one is built from source into bin/ first. Extra flags: make up UP_ARGS='...'.
+up: build
+	./scripts/install-prometheus.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/vigil up $(UP_ARGS)
 
 # Regenerates the StoreAPI Go code from proto/ (needs protoc and libprotobuf-dev).
 proto:
@@ -57,8 +63,9 @@ test-fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZ_TIME) ./$$pkg || exit 1; \
 	done
 
+# VIGIL_E2E_REQUIRE=1: a missing Prometheus, MinIO, etcd... fails the run instead of skipping.
 test-e2e: build
-	VIGIL_BIN=$(CURDIR)/$(BIN)/vigil $(GO) test -count=1 -timeout 20m ./test/e2e/...
+	VIGIL_E2E_REQUIRE=1 VIGIL_BIN=$(CURDIR)/$(BIN)/vigil $(GO) test -count=1 -timeout 20m ./test/e2e/...
 
 # Rebuilds the web UI (web/ui, needs Node.js and npm) into internal/web/static, whose
 # files are committed and embedded: `go build` needs no Node.js.

@@ -37,6 +37,7 @@ func main() {
 	registerReceive(app, cmds)
 	registerRule(app, cmds)
 	registerBucket(app, cmds)
+	registerUp(app, cmds)
 
 	cmd, err := app.Parse(os.Args[1:])
 	if err != nil {

@@ -42,7 +42,7 @@ test: deps ui-check test-unit test-fuzz test-e2e
 deps:
 	./scripts/install-test-deps.sh
 
-# Seek methods of chunkenc iterators take a millis alias so that the full vet passes.
+# Seek methods of chunkenc iterators take seek.Millis so that the full vet passes.
 VET := $(GO) vet
 
 test-unit:

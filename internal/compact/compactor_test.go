@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/block"
 	"github.com/vigilhq/vigil/internal/dedup"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // fiveBlocks are five adjacent 2h blocks of one group.
@@ -461,7 +462,7 @@ func (it *sampleIter) Next() chunkenc.ValueType {
 	return chunkenc.ValFloat
 }
 
-func (it *sampleIter) Seek(t millis) chunkenc.ValueType {
+func (it *sampleIter) Seek(t seek.Millis) chunkenc.ValueType {
 	if it.i < 0 {
 		it.i = 0
 	}

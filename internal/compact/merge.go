@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/vigilhq/vigil/internal/dedup"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // newDedupMergeFunc returns the vertical merge function for replica deduplication. The
@@ -208,7 +209,7 @@ func (c *cutIterator) Next() chunkenc.ValueType {
 	return chunkenc.ValNone
 }
 
-func (c *cutIterator) Seek(t millis) chunkenc.ValueType {
+func (c *cutIterator) Seek(t seek.Millis) chunkenc.ValueType {
 	if vt := c.Iterator.Seek(t); vt != chunkenc.ValNone && c.Iterator.AtT() <= c.cut {
 		return vt
 	}

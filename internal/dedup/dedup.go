@@ -46,12 +46,6 @@ func ParseFunc(s string) (Func, error) {
 	}
 }
 
-// millis is a timestamp in milliseconds. It is int64; the alias only names Seek's
-// parameter so that go vet's stdmethods check, which expects io.Seeker's
-// Seek(int64, int) (int64, error) of any method called Seek, does not misfire on
-// chunkenc.Iterator's Seek(int64) ValueType.
-type millis = int64
-
 // Options configures NewIterator.
 type Options struct {
 	// Func is the algorithm.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // eagerReplica is one input of the gap-fill merge. Its iterator sits on the head: the
@@ -272,7 +273,7 @@ func (g *eagerGapFill) emit() chunkenc.ValueType {
 // Seek implements chunkenc.Iterator. It advances with Next so that the selection sees
 // every sample on the way: seeking the inputs directly could jump over the gap that
 // should have caused a switch, or land on a eagerReplica the merge would not follow.
-func (g *eagerGapFill) Seek(t millis) chunkenc.ValueType {
+func (g *eagerGapFill) Seek(t seek.Millis) chunkenc.ValueType {
 	if g.done {
 		return chunkenc.ValNone
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // replica is one input of the gap-fill merge. Its iterator sits on the head: the
@@ -425,7 +426,7 @@ func (g *gapFill) emit(c *replica) chunkenc.ValueType {
 // longer be the one Next gives. Only the followed replica is decoded on the way; the
 // others skip the chunks in between at the next gap or at the end (see catchUp), so a
 // Seek costs about what reading one replica over the same span does.
-func (g *gapFill) Seek(t millis) chunkenc.ValueType {
+func (g *gapFill) Seek(t seek.Millis) chunkenc.ValueType {
 	if g.done {
 		return chunkenc.ValNone
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // sample is one test sample: a float, or a histogram when h is set.
@@ -50,7 +51,7 @@ func (it *sliceIter) Next() chunkenc.ValueType {
 	return it.typ()
 }
 
-func (it *sliceIter) Seek(t millis) chunkenc.ValueType {
+func (it *sliceIter) Seek(t seek.Millis) chunkenc.ValueType {
 	if it.i < 0 {
 		it.i = 0
 	}
@@ -200,7 +201,7 @@ func (c *chunksIter) Next() chunkenc.ValueType {
 	}
 }
 
-func (c *chunksIter) Seek(t millis) chunkenc.ValueType {
+func (c *chunksIter) Seek(t seek.Millis) chunkenc.ValueType {
 	if c.vt != chunkenc.ValNone && c.it.AtT() >= t {
 		return c.vt
 	}
@@ -223,7 +224,7 @@ func (c *chunksIter) Seek(t millis) chunkenc.ValueType {
 }
 
 // SkipChunks implements ChunkSkipper.
-func (c *chunksIter) SkipChunks(t millis) (chunkenc.ValueType, bool) {
+func (c *chunksIter) SkipChunks(t seek.Millis) (chunkenc.ValueType, bool) {
 	i := c.ci
 	for i+1 < len(c.chks) && c.chks[i+1].minT <= t {
 		i++

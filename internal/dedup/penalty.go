@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // initialPenalty is the penalty of the replica not picked for the very first sample,
@@ -30,7 +31,7 @@ func (c *counterInput) Next() chunkenc.ValueType {
 	return c.vt
 }
 
-func (c *counterInput) Seek(t millis) chunkenc.ValueType {
+func (c *counterInput) Seek(t seek.Millis) chunkenc.ValueType {
 	c.vt = c.Iterator.Seek(t)
 	return c.vt
 }
@@ -158,7 +159,7 @@ func (p *penalty) sel() chunkenc.Iterator {
 }
 
 // Seek implements chunkenc.Iterator by advancing with Next, so gaps are not skipped.
-func (p *penalty) Seek(t millis) chunkenc.ValueType {
+func (p *penalty) Seek(t seek.Millis) chunkenc.ValueType {
 	if p.vt == chunkenc.ValNone && p.started {
 		return chunkenc.ValNone
 	}

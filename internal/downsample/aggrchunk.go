@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // AggrType is one of the aggregates stored in an AggrChunk, in on-disk order.
@@ -194,9 +195,9 @@ func (p *pool) Put(c chunkenc.Chunk) error {
 // errIterator is an empty iterator that reports err.
 type errIterator struct{ err error }
 
-func (errIterator) Next() chunkenc.ValueType       { return chunkenc.ValNone }
-func (errIterator) Seek(millis) chunkenc.ValueType { return chunkenc.ValNone }
-func (errIterator) At() (int64, float64)           { return math.MinInt64, 0 }
+func (errIterator) Next() chunkenc.ValueType            { return chunkenc.ValNone }
+func (errIterator) Seek(seek.Millis) chunkenc.ValueType { return chunkenc.ValNone }
+func (errIterator) At() (int64, float64)                { return math.MinInt64, 0 }
 func (errIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
 	return math.MinInt64, nil
 }

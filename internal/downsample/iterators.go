@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // AggrsForFunc returns the aggregates a PromQL function (the SelectHints.Func of a
@@ -175,7 +176,7 @@ func (it *applyCounterResetsIterator) Next() chunkenc.ValueType {
 	}
 }
 
-func (it *applyCounterResetsIterator) Seek(t millis) chunkenc.ValueType {
+func (it *applyCounterResetsIterator) Seek(t seek.Millis) chunkenc.ValueType {
 	return seekByNext(it, it.cur, t)
 }
 
@@ -242,7 +243,7 @@ func (it *averageIterator) align(okC, okS bool, err error) chunkenc.ValueType {
 	return chunkenc.ValNone
 }
 
-func (it *averageIterator) Seek(t millis) chunkenc.ValueType {
+func (it *averageIterator) Seek(t seek.Millis) chunkenc.ValueType {
 	if it.cur && it.t >= t {
 		return chunkenc.ValFloat
 	}
@@ -296,7 +297,7 @@ func (it *chainIterator) Next() chunkenc.ValueType {
 	}
 }
 
-func (it *chainIterator) Seek(t millis) chunkenc.ValueType {
+func (it *chainIterator) Seek(t seek.Millis) chunkenc.ValueType {
 	return seekByNext(it, it.cur, t)
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/vigilhq/vigil/internal/downsample"
+	"github.com/vigilhq/vigil/internal/seek"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -199,7 +200,7 @@ func (it *timeChainIterator) Next() chunkenc.ValueType {
 	return chunkenc.ValNone
 }
 
-func (it *timeChainIterator) Seek(t millis) chunkenc.ValueType {
+func (it *timeChainIterator) Seek(t seek.Millis) chunkenc.ValueType {
 	if it.vt != chunkenc.ValNone && it.t >= t {
 		return it.vt
 	}
@@ -250,7 +251,7 @@ func (b *boundedIterator) Next() chunkenc.ValueType {
 	}
 }
 
-func (b *boundedIterator) Seek(t millis) chunkenc.ValueType {
+func (b *boundedIterator) Seek(t seek.Millis) chunkenc.ValueType {
 	if b.done {
 		return chunkenc.ValNone
 	}
@@ -281,9 +282,9 @@ func (b *boundedIterator) Err() error  { return b.it.Err() }
 // errIterator yields nothing and reports err.
 type errIterator struct{ err error }
 
-func (*errIterator) Next() chunkenc.ValueType       { return chunkenc.ValNone }
-func (*errIterator) Seek(millis) chunkenc.ValueType { return chunkenc.ValNone }
-func (*errIterator) At() (int64, float64)           { return math.MinInt64, 0 }
+func (*errIterator) Next() chunkenc.ValueType            { return chunkenc.ValNone }
+func (*errIterator) Seek(seek.Millis) chunkenc.ValueType { return chunkenc.ValNone }
+func (*errIterator) At() (int64, float64)                { return math.MinInt64, 0 }
 func (*errIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
 	return math.MinInt64, nil
 }

@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/vigilhq/vigil/internal/dedup"
+	"github.com/vigilhq/vigil/internal/seek"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -183,7 +184,7 @@ func (it *chunkListIterator) next() chunkenc.ValueType {
 // Seek moves to the first sample at or after t; it never moves backwards. Chunks that
 // end before t, the open one included, are skipped without being decoded; within the
 // chunk that can hold t the chunk iterator's own Seek is used.
-func (it *chunkListIterator) Seek(t millis) chunkenc.ValueType {
+func (it *chunkListIterator) Seek(t seek.Millis) chunkenc.ValueType {
 	if it.err != nil {
 		return chunkenc.ValNone
 	}

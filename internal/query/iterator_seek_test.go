@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/vigilhq/vigil/internal/dedup"
+	"github.com/vigilhq/vigil/internal/seek"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -81,7 +82,7 @@ func (it *countingIter) Next() chunkenc.ValueType {
 	return it.Iterator.Next()
 }
 
-func (it *countingIter) Seek(t millis) chunkenc.ValueType {
+func (it *countingIter) Seek(t seek.Millis) chunkenc.ValueType {
 	it.use.seeks++
 	return it.Iterator.Seek(t)
 }

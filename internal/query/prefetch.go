@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // Decode-ahead.
@@ -259,7 +260,7 @@ func (b *bufferedIterator) Next() chunkenc.ValueType {
 	return b.vt
 }
 
-func (b *bufferedIterator) Seek(t millis) chunkenc.ValueType {
+func (b *bufferedIterator) Seek(t seek.Millis) chunkenc.ValueType {
 	if !b.inTail {
 		// Forward-only linear search: the engine seeks a few samples at a time, so over
 		// a series this is linear in its length, and cheaper than bisecting every time.

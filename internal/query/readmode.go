@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/vigilhq/vigil/internal/seek"
 )
 
 // Counting over downsampled data.
@@ -151,7 +152,7 @@ type countingIterator struct {
 
 func (c *countingIterator) Next() chunkenc.ValueType { return c.load(c.Iterator.Next()) }
 
-func (c *countingIterator) Seek(t millis) chunkenc.ValueType { return c.load(c.Iterator.Seek(t)) }
+func (c *countingIterator) Seek(t seek.Millis) chunkenc.ValueType { return c.load(c.Iterator.Seek(t)) }
 
 func (c *countingIterator) load(vt chunkenc.ValueType) chunkenc.ValueType {
 	switch vt {

@@ -52,6 +52,14 @@ func (s *Store) Sync(ctx context.Context) error {
 			continue // partial upload: meta.json is written last
 		}
 		if err != nil {
+			if b := s.loaded(id); b != nil {
+				// The bucket could not be asked (a network error, an outage): a block
+				// served so far keeps being served. Dropping it would make answers
+				// silently miss its data until a later sync.
+				s.logger.Warn("cannot check meta.json of a served block; still serving it", "block", id, "err", err)
+				want[id] = b.meta
+				continue
+			}
 			s.logger.Warn("skipping block with unreadable meta.json", "block", id, "err", err)
 			s.metrics.loadFailures.Inc()
 			continue
@@ -68,6 +76,13 @@ func (s *Store) Sync(ctx context.Context) error {
 	s.metrics.blocksLoaded.Set(float64(len(s.blocks)))
 	s.mu.RUnlock()
 	return nil
+}
+
+// loaded returns the served block id, or nil.
+func (s *Store) loaded(id ulid.ULID) *loadedBlock {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.blocks[id]
 }
 
 // listBlocks lists the top-level entries of the bucket that are block directories.

@@ -12,13 +12,16 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// Hedging bounds what a stalled replica costs a query. Endpoints whose label sets are
-// equal once the replica labels are removed hold the same data: they are replicas of
-// one another. As soon as one of them answers (its first series, or the end of an empty
-// answer), the others get a bounded extra time, max(Min, Factor × the time the first
-// took); one that has still not answered then is dropped with a warning, and
-// deduplication fills from the replica that did. An endpoint without a replica sibling
-// is never cut short this way, nor is any endpoint when the query does not deduplicate.
+// Hedging bounds what a stalled replica costs a query. Endpoints of the same kind whose
+// label sets are equal once the replica labels are removed hold the same data: they are
+// replicas of one another, over the part of the request's time range that both
+// advertise. As soon as one of them answers (its first series, or the end of an empty
+// answer), each sibling whose data it covers gets a bounded extra time, max(Min, Factor
+// × the time the first took); one that has still not answered then is dropped with a
+// warning, and deduplication fills from the replica that did. An endpoint without a
+// replica sibling is never cut short this way (a store gateway is no replica of the
+// sidecars whose history it serves), nor is any endpoint when the query does not
+// deduplicate.
 
 // HedgeOptions configure replica hedging; a zero Min disables it.
 type HedgeOptions struct {
@@ -30,13 +33,18 @@ type HedgeOptions struct {
 var errHedged = errors.New("replica dropped by hedging")
 
 // replicaGroups gives each endpoint the index of its replica group, or -1 when it has
-// no sibling. replicaLabels are the request's without_replica_labels.
+// no sibling. replicaLabels are the request's without_replica_labels. Siblings are the
+// same kind of component: a sidecar and a store gateway with the same external labels
+// hold different data (the recent data and the history of the same Prometheus pair), so
+// neither can stand in for the other.
 func replicaGroups(eps []Endpoint, replicaLabels []string) []int {
 	out := make([]int, len(eps))
 	keys := make([]string, len(eps))
 	count := map[string]int{}
 	for i, ep := range eps {
-		keys[i] = groupKey(ep.LabelSets, replicaLabels)
+		if k := groupKey(ep.LabelSets, replicaLabels); k != "" {
+			keys[i] = ep.ComponentType + "\x00" + k
+		}
 		count[keys[i]]++
 	}
 	ids := map[string]int{}
@@ -67,29 +75,61 @@ func groupKey(sets []labels.Labels, replicaLabels []string) string {
 	return strings.Join(slices.Compact(keys), ";")
 }
 
+// replicaStartSlack is how much earlier than its sibling's a replica's data may begin
+// and still count as covered by the sibling: the replicas of an HA pair started a few
+// seconds apart stand in for each other over the start of their history too.
+const replicaStartSlack = int64(time.Minute / time.Millisecond)
+
+// standsIn reports whether a's answer can stand in for b's over the request's [mint,
+// maxt]: a advertises every moment of that range that b does, but for up to
+// replicaStartSlack at b's start. Store gateways that split a bucket by time (--min-time,
+// --max-time) have equal labels but hold different ranges: neither stands in for the
+// other.
+func standsIn(a, b Endpoint, mint, maxt int64) bool {
+	lo, hi := max(b.MinTime, mint), min(b.MaxTime, maxt)
+	if lo > hi {
+		return true // b holds nothing in range
+	}
+	return a.MinTime <= lo+replicaStartSlack && a.MaxTime >= hi
+}
+
+// coverage returns, for the endpoints of one request, covers[i][j]: endpoint i's answer
+// can stand in for sibling j's.
+func coverage(eps []Endpoint, groups []int, mint, maxt int64) [][]bool {
+	covers := make([][]bool, len(eps))
+	for i := range eps {
+		covers[i] = make([]bool, len(eps))
+		for j := range eps {
+			covers[i][j] = i != j && groups[i] >= 0 && groups[i] == groups[j] && standsIn(eps[i], eps[j], mint, maxt)
+		}
+	}
+	return covers
+}
+
 // hedger watches the endpoints of one request and cancels the replicas that lag too far
 // behind a sibling that answered.
 type hedger struct {
 	opts   HedgeOptions
 	start  time.Time
 	groups []int
+	covers [][]bool
 	mu     sync.Mutex
 	timers []*time.Timer
-	// answered[i] is set once endpoint i answered; armed[g] once group g's first
-	// answer started the clock for the others.
+	// answered[i] is set once endpoint i answered; armed[j] once a sibling's answer
+	// started the clock for j.
 	answered []bool
-	armed    map[int]bool
+	armed    []bool
 	cancels  []context.CancelCauseFunc
 	closed   bool
 }
 
-func newHedger(opts HedgeOptions, groups []int, cancels []context.CancelCauseFunc) *hedger {
-	return &hedger{opts: opts, start: time.Now(), groups: groups, answered: make([]bool, len(groups)),
-		armed: map[int]bool{}, cancels: cancels}
+func newHedger(opts HedgeOptions, groups []int, covers [][]bool, cancels []context.CancelCauseFunc) *hedger {
+	return &hedger{opts: opts, start: time.Now(), groups: groups, covers: covers, answered: make([]bool, len(groups)),
+		armed: make([]bool, len(groups)), cancels: cancels}
 }
 
-// answer records that endpoint i answered, and the first time one of its group does,
-// gives its siblings their extra time.
+// answer records that endpoint i answered and gives each sibling whose data i's answer
+// covers, and whose clock no earlier answer started, its extra time.
 func (h *hedger) answer(i int) {
 	if h == nil {
 		return
@@ -97,17 +137,16 @@ func (h *hedger) answer(i int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.answered[i] = true
-	g := h.groups[i]
-	if g < 0 || h.armed[g] || h.closed {
+	if h.groups[i] < 0 || h.closed {
 		return
 	}
-	h.armed[g] = true
 	took := time.Since(h.start)
 	wait := max(h.opts.Min, time.Duration(h.opts.Factor*float64(took)))
-	for j, gj := range h.groups {
-		if gj != g || j == i {
+	for j := range h.groups {
+		if !h.covers[i][j] || h.answered[j] || h.armed[j] {
 			continue
 		}
+		h.armed[j] = true
 		h.timers = append(h.timers, time.AfterFunc(wait, func() { h.expire(j, wait, took) }))
 	}
 }

@@ -136,7 +136,7 @@ func (p *Proxy) Series(ctx context.Context, req *storepb.SeriesRequest, storeMat
 	}
 	if p.hedge.Min > 0 && len(req.GetWithoutReplicaLabels()) > 0 {
 		if groups := replicaGroups(eps, req.GetWithoutReplicaLabels()); slices.ContainsFunc(groups, func(g int) bool { return g >= 0 }) {
-			m.hedger = newHedger(p.hedge, groups, cancels)
+			m.hedger = newHedger(p.hedge, groups, coverage(eps, groups, req.GetMinTime(), req.GetMaxTime()), cancels)
 		}
 	}
 	for i, ep := range eps {

@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/internal/block"
 	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/compact"
+	"github.com/vigilhq/vigil/internal/leaderelection"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/server"
 )
@@ -24,6 +25,7 @@ type compactConfig struct {
 	http                              server.HTTPConfig
 	httpGrace                         *time.Duration
 	objstore                          *objstore.Flags
+	election                          *leaderelection.Flags
 	dataDir                           *string
 	wait, haltOnError, noDownsampling *bool
 	vertical                          *bool
@@ -40,7 +42,7 @@ type compactConfig struct {
 
 func registerCompact(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd := app.Command("compact", "Compactor: compacts, deduplicates, downsamples and applies retention to the blocks in object storage.")
-	cfg := compactConfig{objstore: objstore.RegisterFlags(cmd)}
+	cfg := compactConfig{objstore: objstore.RegisterFlags(cmd), election: leaderelection.RegisterFlags(cmd, "vigil-compact")}
 	cmd.Flag("http-address", "Listen host:port for HTTP endpoints (/metrics, /-/healthy, /-/ready).").Default("0.0.0.0:10902").StringVar(&cfg.http.Address)
 	cmd.Flag("http.config", "Path to an exporter-toolkit web config file (TLS, basic auth) for the HTTP server.").Default("").StringVar(&cfg.http.TLSConfig)
 	cfg.httpGrace = durationFlag(cmd, "http-grace-period", "Time to wait after an interrupt for HTTP requests to finish.", "2m")
@@ -105,6 +107,11 @@ func runCompact(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	if err := ccfg.Validate(); err != nil {
 		return err
 	}
+	// Only the leader compacts; followers are healthy and ready, and wait.
+	elect, err := leaderelection.New(cfg.election.Config(), logger, reg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(ccfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create --data-dir: %w", err)
 	}
@@ -135,8 +142,10 @@ func runCompact(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	g.Go(func() error { return h.Run(gctx) })
 	g.Go(func() error {
 		defer cancel() // one pass without --wait: stop the HTTP server when done
-		return comp.Run(gctx, compact.RunOptions{
-			Wait: *cfg.wait, WaitInterval: *cfg.waitInterval, CleanupInterval: *cfg.cleanupInterval, HaltOnError: *cfg.haltOnError,
+		return elect.Run(gctx, func(ctx context.Context) error {
+			return comp.Run(ctx, compact.RunOptions{
+				Wait: *cfg.wait, WaitInterval: *cfg.waitInterval, CleanupInterval: *cfg.cleanupInterval, HaltOnError: *cfg.haltOnError,
+			})
 		})
 	})
 	err = g.Wait()

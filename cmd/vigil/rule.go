@@ -12,6 +12,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/leaderelection"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/rule"
 	"github.com/vigilhq/vigil/internal/rulesapi"
@@ -24,6 +25,7 @@ import (
 type ruleFlags struct {
 	srv                                        *serverFlags
 	objstore                                   *objstore.Flags
+	election                                   *leaderelection.Flags
 	queries, querySD, ruleFiles, amURLs        []string
 	labels, labelDrop                          []string
 	amConfigFile, relabelFile, queryURL        string
@@ -35,7 +37,7 @@ type ruleFlags struct {
 
 func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd := app.Command("rule", "Ruler: evaluates recording and alerting rules through the query API, sends alerts to Alertmanager, serves and uploads what it records.")
-	f := &ruleFlags{srv: addServerFlags(cmd), objstore: objstore.RegisterFlags(cmd)}
+	f := &ruleFlags{srv: addServerFlags(cmd), objstore: objstore.RegisterFlags(cmd), election: leaderelection.RegisterFlags(cmd, "vigil-rule")}
 	cmd.Flag("query", "Query API address (host:port, dns+, dnssrv+, or an http(s) URL) to evaluate rules with; repeatable. Each evaluation tries them in random order.").StringsVar(&f.queries)
 	cmd.Flag("query.sd-files", "File in Prometheus file SD format listing query API addresses; repeatable.").StringsVar(&f.querySD)
 	f.queryTimeout = durationFlag(cmd, "query.timeout", "Timeout of each query sent to a --query endpoint.", "2m")
@@ -64,6 +66,11 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 }
 
 func runRule(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry, f *ruleFlags) error {
+	// Only the leader evaluates and sends alerts; every ruler serves what it recorded.
+	elect, err := leaderelection.New(f.election.Config(), logger, reg)
+	if err != nil {
+		return fmt.Errorf("rule: %w", err)
+	}
 	cfg, cleanup, err := ruleConfig(ctx, logger, reg, f)
 	if err != nil {
 		return fmt.Errorf("rule: %w", err)
@@ -102,5 +109,6 @@ func runRule(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry,
 	defer signal.Stop(hup)
 	s.probe.Healthy()
 	s.probe.Ready()
-	return s.run(ctx, r.Run, func(ctx context.Context) error { rule.ReloadOnSignal(ctx, r, hup, logger); return nil })
+	return s.run(ctx, func(ctx context.Context) error { return r.RunElected(ctx, elect) },
+		func(ctx context.Context) error { rule.ReloadOnSignal(ctx, r, hup, logger); return nil })
 }

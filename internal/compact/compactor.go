@@ -262,10 +262,27 @@ type RunOptions struct {
 // errors are logged and retried at the next iteration, except a HaltError: with
 // HaltOnError the compactor sets vigil_compact_halted to 1 and idles until ctx ends
 // (so its HTTP server stays up for inspection), without it the error is returned.
+//
+// When Run returns, nothing it started touches the bucket any more: an iteration or
+// cleanup in flight when ctx ends is cancelled and waited for. Leader election relies on
+// this, and may call Run again later; a halted compactor stays halted.
 func (c *Compactor) Run(ctx context.Context, o RunOptions) error {
-	if o.Wait && o.CleanupInterval > 0 {
-		go c.cleanupLoop(ctx, o.CleanupInterval)
+	if c.halted.Load() {
+		<-ctx.Done()
+		return nil
 	}
+	if o.Wait && o.CleanupInterval > 0 {
+		var cleanups sync.WaitGroup
+		defer cleanups.Wait()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel() // runs first: ends the loop even when Run returns an error
+		cleanups.Go(func() { c.cleanupLoop(ctx, o.CleanupInterval) })
+		return c.run(ctx, o)
+	}
+	return c.run(ctx, o)
+}
+
+func (c *Compactor) run(ctx context.Context, o RunOptions) error {
 	for {
 		err := c.Iteration(ctx)
 		if ctx.Err() != nil {

@@ -43,6 +43,11 @@ func (l *Loader) Load(file string, ignoreUnknownFields bool, scheme model.Valida
 	if err != nil {
 		return nil, []error{fmt.Errorf("read rule file %s: %w", file, err)}
 	}
+	return l.parse(file, b, ignoreUnknownFields, scheme)
+}
+
+// parse is Load of file's content b.
+func (l *Loader) parse(file string, b []byte, ignoreUnknownFields bool, scheme model.ValidationScheme) (*rulefmt.RuleGroups, []error) {
 	b, strategies, err := stripStrategies(b)
 	if err != nil {
 		return nil, []error{fmt.Errorf("rule file %s: %w", file, err)}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,10 +66,9 @@ type Config struct {
 type Ruler struct {
 	cfg      Config
 	logger   *slog.Logger
-	loader   *Loader
+	loader   *setLoader
 	parser   parser.Parser
 	querier  *Querier
-	manager  *rules.Manager
 	notifier *notifier.Manager
 	db       *tsdb.DB        // stateful mode
 	agentDB  *agent.DB       // stateless mode
@@ -76,6 +76,11 @@ type Ruler struct {
 	store    *tsdbstore.Store
 	ship     *shipper.Shipper
 
+	// managerOpts are the options of every rules manager; mgr is the current one, which
+	// the APIs show (see Evaluate).
+	managerOpts rules.ManagerOptions
+	mgr         atomic.Pointer[manager]
+	// reloadMu serialises loading rules: reloads, and the start of a term.
 	reloadMu sync.Mutex
 }
 
@@ -85,7 +90,7 @@ type strategyKey struct{}
 func New(logger *slog.Logger, reg prometheus.Registerer, cfg Config) (*Ruler, error) {
 	r := &Ruler{cfg: cfg, logger: logger}
 	p := parser.NewParser(parser.Options{})
-	r.loader = NewLoader(p, logger)
+	r.loader = &setLoader{Loader: NewLoader(p, logger), set: &ruleSet{}}
 	r.parser = p
 	r.querier = NewQuerier(cfg.QueryAddrs, cfg.QueryTimeout, reg)
 	appendable, queryable, err := r.openStorage(reg)
@@ -100,25 +105,26 @@ func New(logger *slog.Logger, reg prometheus.Registerer, cfg Config) (*Ruler, er
 	if err := r.notifier.ApplyConfig(cfg.Alertmanagers.Config(cfg.AlertRelabel)); err != nil {
 		return nil, fmt.Errorf("alertmanagers: %w", err)
 	}
-	r.manager = rules.NewManager(&rules.ManagerOptions{
+	r.managerOpts = rules.ManagerOptions{
 		ExternalURL: cfg.ExternalURL,
 		QueryFunc: func(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
 			warn, _ := ctx.Value(strategyKey{}).(bool)
 			return r.querier.Query(ctx, q, t, warn)
 		},
 		NotifyFunc:             NotifyFunc(r.notifier, cfg.Alerts),
-		Context:                context.Background(),
 		AppendableV2:           appendable,
 		Queryable:              queryable,
 		Logger:                 logger,
 		Registerer:             reg,
+		Metrics:                rules.NewGroupMetrics(reg), // shared by every manager
 		OutageTolerance:        cfg.Outage,
 		ForGracePeriod:         cfg.ForGrace,
 		ResendDelay:            cfg.ResendDelay,
 		GroupLoader:            r.loader,
 		DefaultRuleQueryOffset: func() time.Duration { return cfg.QueryOffset },
 		Parser:                 p,
-	})
+	}
+	r.mgr.Store(r.newManager())
 	return r, nil
 }
 
@@ -172,14 +178,17 @@ func (r *Ruler) openStorage(reg prometheus.Registerer) (storage.AppendableV2, st
 // Store is the StoreAPI of the recorded series; nil in stateless mode.
 func (r *Ruler) Store() *tsdbstore.Store { return r.store }
 
-// Manager is the rules manager, for the rules and alerts APIs.
-func (r *Ruler) Manager() *rules.Manager { return r.manager }
+// Manager is the current rules manager, for the rules and alerts APIs. With leader
+// election a follower's manager is stopped (or never ran) and shows the rules in force
+// with their last state.
+func (r *Ruler) Manager() *rules.Manager { return r.mgr.Load().Manager }
 
 // Loader is the rule file loader, which knows each group's partial response strategy.
-func (r *Ruler) Loader() *Loader { return r.loader }
+func (r *Ruler) Loader() *Loader { return r.loader.Loader }
 
 // Reload re-reads the rule files (--rule-file globs expanded anew). An invalid file
-// fails the reload and keeps the rules in force.
+// fails the reload and keeps the rules in force. A follower's stopped manager ignores
+// the update; the manager of its next term loads the new rules.
 func (r *Ruler) Reload() error {
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
@@ -187,50 +196,53 @@ func (r *Ruler) Reload() error {
 	if err != nil {
 		return err
 	}
-	ext := ""
-	if r.cfg.ExternalURL != nil {
-		ext = r.cfg.ExternalURL.String()
-	}
-	iterate := func(ctx context.Context, g *rules.Group, ts time.Time) {
-		ctx = context.WithValue(ctx, strategyKey{}, r.loader.PartialResponse(g.File(), g.Name()))
-		rules.DefaultEvalIterationFunc(ctx, g, ts)
-	}
 	// Prometheus' manager only says that loading failed (it logs why): check the files
 	// first, so that /-/reload can answer with the reason.
-	check := NewLoader(r.parser, r.logger)
-	var errs []error
-	for _, f := range files {
-		_, ferrs := check.Load(f, false, model.UTF8Validation)
-		errs = append(errs, ferrs...)
-	}
+	set, errs := r.readRuleSet(files)
 	if len(errs) > 0 {
 		return fmt.Errorf("load rule files: %w", errors.Join(errs...))
 	}
-	if err := r.manager.Update(r.cfg.EvalInterval, files, r.cfg.Labels, ext, iterate); err != nil {
+	prev := r.loader.set
+	r.loader.set = set
+	if err := r.load(r.mgr.Load()); err != nil {
+		r.loader.set = prev
 		return fmt.Errorf("load rule files: %w", err)
 	}
-	r.logger.Info("rule files loaded", "files", len(files), "groups", len(r.manager.RuleGroups()))
+	r.logger.Info("rule files loaded", "files", len(files), "groups", len(r.Manager().RuleGroups()))
 	return nil
 }
 
-// Run evaluates rules and sends alerts until ctx is done, then stops the manager and
-// the notifier (sending what is queued).
-func (r *Ruler) Run(ctx context.Context) error {
+// Run evaluates rules and sends alerts until ctx is done; it is RunElected without
+// leader election.
+func (r *Ruler) Run(ctx context.Context) error { return r.RunElected(ctx, nil) }
+
+// RunElected runs the notifier, the Alertmanager discovery and the block uploads until
+// ctx is done, and evaluates the rules (Evaluate) through elect: only while this ruler
+// leads, or always when elect is nil. A follower keeps serving and uploading what it
+// recorded. At the end the evaluations stop first, then the notifier (sending what is
+// queued). An error of elect ends everything and is returned.
+func (r *Ruler) RunElected(ctx context.Context, elect Elector) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	tsets := make(chan map[string][]*targetgroup.Group)
 	var wg, resolver sync.WaitGroup
 	wg.Go(func() { r.notifier.Run(tsets) })
 	resolver.Go(func() { r.cfg.Alertmanagers.Run(ctx, 30*time.Second, r.logger, tsets) })
-	wg.Go(r.manager.Run)
 	if r.ship != nil {
 		wg.Go(func() { _ = r.ship.Run(ctx, r.cfg.UploadEvery) })
 	}
-	<-ctx.Done()
-	r.manager.Stop()
+	var err error
+	if elect == nil {
+		err = r.Evaluate(ctx)
+	} else {
+		err = elect.Run(ctx, r.Evaluate)
+	}
+	cancel()
 	r.notifier.Stop()
 	resolver.Wait() // it sends on tsets until ctx is done: only then may tsets close
 	close(tsets)
 	wg.Wait()
-	return nil
+	return err
 }
 
 // Close closes the storage. Call it after Run returned. With uploads on, the head is

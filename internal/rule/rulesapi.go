@@ -24,7 +24,7 @@ func (r *Ruler) RulesSource() rulesapi.Source {
 		return storepb.PartialResponseStrategy_ABORT
 	}
 	return rulesapi.SourceFunc(func(context.Context, *rulespb.RulesRequest) ([]*rulespb.RuleGroup, []string, error) {
-		return rulesapi.FromManager(r.manager.RuleGroups(), r.cfg.Labels, strategy), nil, nil
+		return rulesapi.FromManager(r.Manager().RuleGroups(), r.cfg.Labels, strategy), nil, nil
 	})
 }
 

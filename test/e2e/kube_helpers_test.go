@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	_ "github.com/prometheus/prometheus/discovery/dns"        // dns_sd_configs in prometheus.yml
 	_ "github.com/prometheus/prometheus/discovery/kubernetes" // kubernetes_sd_configs in prometheus.yml
@@ -27,8 +26,6 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
-
-	"github.com/vigilhq/vigil/test/e2e/e2eutil"
 )
 
 const kubeNamespace = "vigil"
@@ -411,31 +408,6 @@ func kubeCopyTree(t testing.TB, src string) string {
 		t.Fatalf("copy %s: %v", src, err)
 	}
 	return dst
-}
-
-// kubeDropUnbuiltFlags removes the --leader-election.* flags while the binary does not have
-// them yet (they are being added to compact and rule), and says so in the test log.
-func kubeDropUnbuiltFlags(t testing.TB, bin string, args []string) []string {
-	t.Helper()
-	_, help, err := e2eutil.ProcessExit(t, 30*time.Second, e2eutil.ProcessSpec{Name: "vigil", Bin: bin, Args: []string{args[0], "--help"}})
-	if err != nil {
-		t.Fatalf("vigil %s --help: %v", args[0], err)
-	}
-	if strings.Contains(help, "--[no-]leader-election.enabled") || strings.Contains(help, "--leader-election.enabled") {
-		return args
-	}
-	var out, dropped []string
-	for _, a := range args {
-		if strings.HasPrefix(a, "--leader-election.") {
-			dropped = append(dropped, a)
-			continue
-		}
-		out = append(out, a)
-	}
-	if len(dropped) > 0 {
-		t.Logf("vigil %s has no --leader-election flags yet: not checked: %s", args[0], strings.Join(dropped, " "))
-	}
-	return out
 }
 
 func kubeLastLines(s string, n int) string {

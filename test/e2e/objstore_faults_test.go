@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -378,19 +377,3 @@ func testObjstoreFaultsStore(t *testing.T) {
 }
 
 // --- upload ----------------------------------------------------------------------------
-
-// tapProxy is a TCP proxy in front of MinIO that forwards everything both ways and runs a
-// hook the first time a client sends bytes containing its trigger: a fault injected at an
-// exact point of an upload (the hook freezes or kills MinIO itself, the proxy only
-// watches).
-type tapProxy struct {
-	Addr   string
-	target string
-	ln     net.Listener
-
-	mu    sync.Mutex
-	taps  []*tap
-	conns []net.Conn
-	done  bool
-	wg    sync.WaitGroup
-}

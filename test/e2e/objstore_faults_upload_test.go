@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,119 +18,6 @@ import (
 	"github.com/vigilhq/vigil/internal/shipper"
 	"github.com/vigilhq/vigil/test/e2e/e2eutil"
 )
-
-type tap struct {
-	trigger []byte
-	after   bool // run the hook after forwarding the triggering bytes
-	hook    func()
-	fired   chan struct{}
-	line    string // the request line that fired it
-}
-
-func startTapProxy(t *testing.T, target string) *tapProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tapProxy{Addr: ln.Addr().String(), target: target, ln: ln}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.Close)
-	return p
-}
-
-// On arms a hook for the first client bytes that contain trigger.
-func (p *tapProxy) On(trigger string, after bool, hook func()) *tap {
-	tp := &tap{trigger: []byte(trigger), after: after, hook: hook, fired: make(chan struct{})}
-	p.mu.Lock()
-	p.taps = append(p.taps, tp)
-	p.mu.Unlock()
-	return tp
-}
-
-func (p *tapProxy) Close() {
-	p.mu.Lock()
-	if p.done {
-		p.mu.Unlock()
-		return
-	}
-	p.done = true
-	conns := p.conns
-	p.mu.Unlock()
-	p.ln.Close()
-	for _, c := range conns {
-		c.Close()
-	}
-	p.wg.Wait()
-}
-
-func (p *tapProxy) accept() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-		if err != nil {
-			client.Close() // MinIO is down: the client sees the connection close
-			continue
-		}
-		p.mu.Lock()
-		if p.done {
-			p.mu.Unlock()
-			client.Close()
-			server.Close()
-			return
-		}
-		p.conns = append(p.conns, client, server)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(client, server, true)
-		go p.pipe(server, client, false)
-	}
-}
-
-// pipe copies src to dst; either side failing closes both.
-func (p *tapProxy) pipe(src, dst net.Conn, fromClient bool) {
-	defer p.wg.Done()
-	defer src.Close()
-	defer dst.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			var fire *tap
-			if fromClient {
-				p.mu.Lock()
-				for _, tp := range p.taps {
-					if tp.line == "" && bytes.Contains(buf[:n], tp.trigger) {
-						line, _, _ := bytes.Cut(buf[:n], []byte("\r\n"))
-						tp.line = string(line)
-						fire = tp
-						break
-					}
-				}
-				p.mu.Unlock()
-			}
-			if fire != nil && !fire.after {
-				fire.hook()
-				close(fire.fired)
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-			if fire != nil && fire.after {
-				fire.hook()
-				close(fire.fired)
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
 
 // objectVersion is one stored version of an object.
 type objectVersion struct {
@@ -161,7 +46,7 @@ func objectVersions(t *testing.T, m *e2eutil.MinIO, prefix string) map[string][]
 
 // testObjstoreFaultsUpload: a sidecar ships four blocks that the test moves into its
 // TSDB directory one after another (as Prometheus publishes them), to MinIO through a
-// tapProxy that injects one fault per block at an exact point of its upload:
+// TCP proxy with taps that injects one fault per block at an exact point of its upload:
 //
 //	A: none.
 //	B: MinIO frozen when the PUT of B's index starts, thawed 8s later.
@@ -180,7 +65,7 @@ func testObjstoreFaultsUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Signal(syscall.SIGCONT) }) // the hooks freeze it
-	proxy := startTapProxy(t, m.Endpoint)
+	proxy := e2eutil.StartTCPProxy(t, m.Endpoint)
 
 	prom := e2eutil.StartPrometheus(t, e2eutil.PrometheusConfig{ExternalLabels: extLabels, ScrapeInterval: time.Second})
 	tsdbDir, staging := t.TempDir(), t.TempDir()
@@ -207,13 +92,13 @@ func testObjstoreFaultsUpload(t *testing.T) {
 	waitMeta(t, m, a.id, 30*time.Second)
 
 	put := func(id ulid.ULID, file string) string { return fmt.Sprintf("PUT /%s/%s/%s ", m.Bucket, id, file) }
-	waitFired := func(tp *tap, what string) {
+	waitFired := func(tp *e2eutil.Tap, what string) {
 		t.Helper()
 		select {
-		case <-tp.fired:
-			t.Logf("%s: fault injected at %q", what, tp.line)
+		case <-tp.Fired:
+			t.Logf("%s: fault injected at %q", what, tp.Line)
 		case <-time.After(60 * time.Second):
-			t.Fatalf("%s: the sidecar never sent %q", what, tp.trigger)
+			t.Fatalf("%s: the sidecar never sent %q", what, tp.Trigger)
 		}
 	}
 	var figures []string

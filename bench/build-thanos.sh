@@ -25,7 +25,9 @@ mod=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/thanos-io
 (
   cd "$work"
   go get "github.com/thanos-io/thanos/cmd/thanos@$THANOS_VERSION" >&2
-  go build -o "$out.tmp" github.com/thanos-io/thanos/cmd/thanos
+  # The tags of Thanos's release builds: without slicelabels its querier and sidecar panic
+  # on the label encoding of the Prometheus version it builds against.
+  go build -tags netgo,slicelabels -o "$out.tmp" github.com/thanos-io/thanos/cmd/thanos
 )
 mv "$out.tmp" "$out"
 echo "$out"

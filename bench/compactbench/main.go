@@ -9,6 +9,17 @@
 //	make build
 //	go run ./bench/compactbench --series 10000 --hours 48 --vigil ./bin/vigil
 //
+// With --thanos PATH it compares `vigil compact` with `thanos compact` instead (filesystem
+// bucket only): after the upload, each round copies the bucket twice and runs one pass of
+// Vigil on one copy, then one of Thanos on the other, with the same flags
+// (--consistency-delay=0s --delete-delay=0s, plus --deduplication.replica-label=replica
+// unless --dedup=false, and --compact.concurrency/--downsample.concurrency only when
+// --concurrency is given: otherwise each runs with its own default). It prints wall time,
+// user and system CPU time, and peak RSS (ru_maxrss, the VmHWM at exit) of every run:
+//
+//	go run ./bench/compactbench --series 2000 --hours 96 --dedup=false \
+//	  --vigil ./bin/vigil --thanos /root/go/bin/thanos-v0.42.4 --rounds 3
+//
 // The data ends at a 48h boundary plus 2h, so the first 48h form a complete 2d compaction
 // window (compacted to one 48h block, which is then downsampled) and the last 2h block is
 // the newest one the planner leaves out.
@@ -59,9 +70,25 @@ func main() {
 		reuse       = flag.Bool("reuse", false, "reuse the generated data set in --work if it is there")
 		concurrency = flag.Int("concurrency", 1, "--compact.concurrency and --downsample.concurrency")
 		noDown      = flag.Bool("downsampling.disable", false, "pass --downsampling.disable")
+		thanos      = flag.String("thanos", "", "thanos binary: compare `vigil compact` with `thanos compact` on copies of one filesystem bucket (implies --fs)")
+		rounds      = flag.Int("rounds", 2, "with --thanos: rounds of (vigil, thanos), interleaved")
+		dedup       = flag.Bool("dedup", true, "pass --deduplication.replica-label=replica")
+		vigilArgs   = flag.String("vigil-args", "", "with --thanos: extra vigil compact flags, space separated")
+		thanosArgs  = flag.String("thanos-args", "", "with --thanos: extra thanos compact flags, space separated")
 	)
 	flag.Parse()
-	if err := run(*series, *hours, *interval, *work, *vigil, *minioBin, *fs, *reuse, *concurrency, *noDown); err != nil {
+	if *thanos != "" {
+		*fs = true
+		conc := 0 // each compactor's default, unless --concurrency is given
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "concurrency" {
+				conc = *concurrency
+			}
+		})
+		vs = &vsOptions{thanos: *thanos, rounds: max(1, *rounds), concurrency: conc, dedup: *dedup, noDown: *noDown,
+			vigilArgs: *vigilArgs, thanosArgs: *thanosArgs}
+	}
+	if err := run(*series, *hours, *interval, *work, *vigil, *minioBin, *fs, *reuse, *concurrency, *noDown, *dedup); err != nil {
 		fmt.Fprintln(os.Stderr, "compactbench:", err)
 		os.Exit(1)
 	}
@@ -69,7 +96,10 @@ func main() {
 
 var wroteRE = regexp.MustCompile(`gen: wrote (\d+) samples`)
 
-func run(series, hours int, interval time.Duration, work, vigil, minioBin string, fs, reuse bool, concurrency int, noDown bool) error {
+// vs is set in the --thanos mode.
+var vs *vsOptions
+
+func run(series, hours int, interval time.Duration, work, vigil, minioBin string, fs, reuse bool, concurrency int, noDown, dedup bool) error {
 	ctx := context.Background()
 	if hours <= 0 || hours%2 != 0 {
 		return fmt.Errorf("--hours must be a positive multiple of 2")
@@ -138,6 +168,9 @@ func run(series, hours int, interval time.Duration, work, vigil, minioBin string
 		return err
 	}
 	fmt.Printf("compactbench: uploaded %d blocks (%.1f MiB) in %s\n", nblocks, mib(before.raw), time.Since(began).Round(time.Millisecond))
+	if vs != nil {
+		return runVsThanos(ctx, work, filepath.Join(work, "bucket"), vigil, samples, *vs)
+	}
 
 	// 3. Compact once.
 	httpAddr, err := benchkit.FreeAddr()
@@ -146,8 +179,10 @@ func run(series, hours int, interval time.Duration, work, vigil, minioBin string
 	}
 	args := []string{"compact", "--objstore.config-file=" + cfgPath, "--data-dir=" + filepath.Join(work, "compact-data"),
 		"--http-address=" + httpAddr, "--consistency-delay=0s", "--delete-delay=0s",
-		"--deduplication.replica-label=replica",
 		"--compact.concurrency=" + strconv.Itoa(concurrency), "--downsample.concurrency=" + strconv.Itoa(concurrency)}
+	if dedup {
+		args = append(args, "--deduplication.replica-label=replica")
+	}
 	if noDown {
 		args = append(args, "--downsampling.disable")
 	}

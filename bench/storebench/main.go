@@ -55,7 +55,19 @@ type options struct {
 	smallData              string
 	smallSeries, fewBlocks int
 	smallHours             float64
+	// --vs-thanos
+	vsThanos              bool
+	thanos                string
+	rounds                int
+	vsSettle, vsIdle      time.Duration
+	vigilArgs, thanosArgs stringList
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
 	var o options
@@ -82,6 +94,13 @@ func main() {
 	flag.IntVar(&o.smallSeries, "small-series", 1000, "--blocks-test: series per replica")
 	flag.Float64Var(&o.smallHours, "small-hours", 120, "--blocks-test: hours (2h blocks per replica = hours/2)")
 	flag.IntVar(&o.fewBlocks, "few-blocks", 20, "--blocks-test: blocks (both replicas together) in the small bucket")
+	flag.BoolVar(&o.vsThanos, "vs-thanos", false, "side by side: `vigil store` and `thanos store` over the same bucket, interleaved rounds, memory after the set and per-query peaks")
+	flag.StringVar(&o.thanos, "thanos", "", "--vs-thanos: the Thanos binary (default $(go env GOPATH)/bin/thanos-v0.42.4, from bench/build-thanos.sh)")
+	flag.IntVar(&o.rounds, "rounds", 2, "--vs-thanos: rounds (each: a fresh vigil store, then a fresh thanos store)")
+	flag.DurationVar(&o.vsIdle, "vs-idle", 2*time.Second, "--vs-thanos: how long after the set memory is read again, before the forced GC")
+	flag.DurationVar(&o.vsSettle, "vs-settle", 5*time.Second, "--vs-thanos: rest after the forced GC before memory is read again")
+	flag.Var(&o.vigilArgs, "vigil-arg", "--vs-thanos: extra flag for vigil store (repeatable)")
+	flag.Var(&o.thanosArgs, "thanos-arg", "--vs-thanos: extra flag for thanos store (repeatable)")
 	flag.Parse()
 	var err error
 	if o.only, err = regexp.Compile(only); err != nil {
@@ -90,6 +109,9 @@ func main() {
 	}
 	if o.minio == "" {
 		o.minio = defaultMinio()
+	}
+	if o.thanos == "" {
+		o.thanos = filepath.Join(filepath.Dir(defaultMinio()), "thanos-v0.42.4")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, o)
@@ -101,7 +123,7 @@ func main() {
 }
 
 func run(ctx context.Context, o options) (err error) {
-	for _, p := range []*string{&o.data, &o.vigil, &o.minio, &o.minioDir, &o.smallData} {
+	for _, p := range []*string{&o.data, &o.vigil, &o.minio, &o.minioDir, &o.smallData, &o.thanos} {
 		if *p, err = filepath.Abs(*p); err != nil {
 			return err
 		}
@@ -129,6 +151,9 @@ func run(ctx context.Context, o options) (err error) {
 	defer e.mc.proc.Stop(15 * time.Second)
 	if o.blocksTest {
 		return runBlocksTest(ctx, e)
+	}
+	if o.vsThanos {
+		return runVsThanos(ctx, e)
 	}
 	return runBench(ctx, e)
 }

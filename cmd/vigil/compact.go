@@ -57,8 +57,8 @@ func registerCompact(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.ret5m = durationFlag(cmd, "retention.resolution-5m", "How long to keep 5m blocks (0d = forever); at least 10d with downsampling.", "0d")
 	cfg.ret1h = durationFlag(cmd, "retention.resolution-1h", "How long to keep 1h blocks (0d = forever).", "0d")
 	cfg.noDownsampling = cmd.Flag("downsampling.disable", "Do not downsample (raw blocks ≥40h to 5m, 5m blocks ≥10d to 1h).").Default("false").Bool()
-	cfg.compactConc = cmd.Flag("compact.concurrency", "Groups compacted in parallel.").Default("1").Int()
-	cfg.downsampleConc = cmd.Flag("downsample.concurrency", "Blocks downsampled in parallel.").Default("1").Int()
+	cfg.compactConc = cmd.Flag("compact.concurrency", "Groups compacted in parallel (0 = GOMAXPROCS, one per CPU).").Default("0").Int()
+	cfg.downsampleConc = cmd.Flag("downsample.concurrency", "Blocks downsampled in parallel (0 = GOMAXPROCS, one per CPU).").Default("0").Int()
 	cfg.fetchConc = cmd.Flag("compact.blocks-fetch-concurrency", "Blocks of one compaction downloaded in parallel.").Default("1").Int()
 	cfg.filesConc = cmd.Flag("block-files-concurrency", "Files of one block downloaded in parallel.").Default("1").Int()
 	cfg.replicaLabels = cmd.Flag("deduplication.replica-label", "External label that tells replicas apart; repeatable or comma-separated. "+

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/relabel"
 
+	"github.com/vigilhq/vigil/internal/block"
 	"github.com/vigilhq/vigil/internal/bucketstore"
 	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/objstore"
@@ -30,6 +31,7 @@ type storeConfig struct {
 	minTime, maxTime                      *cliflag.TimeOrDuration
 	relabelFile, relabelContent           *string
 	seriesLimit, samplesLimit             *int
+	seriesBatchSize, requestBytes         *units.Base2Bytes
 }
 
 func registerStore(app *kingpin.Application, cmds map[string]runFunc) {
@@ -48,6 +50,8 @@ func registerStore(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.ignoreMark = durationFlag(cmd, "ignore-deletion-marks-delay", "Keep serving a block marked for deletion for this long after the mark.", "24h")
 	cfg.seriesLimit = cmd.Flag("store.limits.request-series", "Maximum series one Series request may return (0 = unlimited); over it: ResourceExhausted.").Default("0").Int()
 	cfg.samplesLimit = cmd.Flag("store.limits.request-samples", "Maximum samples one Series request may return (0 = unlimited); over it: ResourceExhausted.").Default("0").Int()
+	cfg.seriesBatchSize = cmd.Flag("store.series-batch-size", "Bytes (series labels and chunks) each block reads per batch; lowered for requests over many blocks to fit --store.limits.request-bytes and --chunk-pool-size.").Default("1MB").Bytes()
+	cfg.requestBytes = cmd.Flag("store.limits.request-bytes", "Maximum bytes of series batches one Series request may hold at once (0 = unlimited); over it: ResourceExhausted.").Default("256MB").Bytes()
 	cmd.Flag("cache-index-header", "Keep index-headers on disk between restarts (always on; accepted for Thanos compatibility).").Default("true").Bool()
 	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
 		return runStore(ctx, logger, reg, cfg)
@@ -73,6 +77,7 @@ func runStore(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		ConsistencyDelay: *cfg.consistency, IgnoreDeletionMarksDelay: *cfg.ignoreMark,
 		IndexCacheSize: int64(*cfg.indexCacheSize), ChunkPoolSize: int64(*cfg.chunkPoolSize),
 		SeriesLimit: *cfg.seriesLimit, SamplesLimit: *cfg.samplesLimit, BlockSyncConcurrency: *cfg.syncConcurrency,
+		BatchBytes: int64(*cfg.seriesBatchSize), RequestBytes: int64(*cfg.requestBytes),
 	}
 	if scfg.Relabel, err = relabelConfig(*cfg.relabelFile, *cfg.relabelContent); err != nil {
 		return err
@@ -112,5 +117,5 @@ func relabelConfig(file, content string) ([]*relabel.Config, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	return bucketstore.ParseRelabelConfig(b)
+	return block.ParseRelabelConfig(b)
 }

@@ -8,7 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/thanos-io/objstore"
@@ -30,35 +30,83 @@ type Dir struct {
 	Deletion     *DeletionMark
 	NoCompact    *NoCompactMark
 	NoDownsample *NoDownsampleMark
+	// Excluded is the Name of the first filter of the fetcher that hid the block (see
+	// Filter); empty when every filter kept it, and for directories without Meta.
+	Excluded string
 }
 
 // Partial reports whether the directory is a partial upload: objects but no meta.json.
 func (d *Dir) Partial() bool { return d.Meta == nil && d.MetaErr == nil }
 
-// Fetcher lists a bucket and reads every block directory: meta.json and the markers.
-// meta.json never changes for a ULID, so it is read once and cached; markers are read
-// at every Fetch. A Fetcher is safe for concurrent use.
+// Visible reports whether the directory is a block with a readable meta.json that every
+// filter kept.
+func (d *Dir) Visible() bool { return d.Meta != nil && d.Excluded == "" }
+
+// Fetcher lists a bucket, reads every block directory (meta.json and the markers) and
+// runs its filters over the blocks, at one instant of its clock per Fetch. meta.json
+// never changes for a ULID, so it is read once and kept in the fetcher's MetaCache;
+// markers are read at every Fetch. A Fetcher is safe for concurrent use.
 type Fetcher struct {
 	bkt         objstore.BucketReader
 	logger      *slog.Logger
 	concurrency int
+	now         func() time.Time
+	filters     []Filter
+	cache       MetaCache
+}
 
-	mu    sync.Mutex
-	metas map[ulid.ULID]*Meta
+// FetcherOption configures a Fetcher.
+type FetcherOption func(*Fetcher)
+
+// WithClock makes the fetcher's filters read the time from now instead of time.Now.
+func WithClock(now func() time.Time) FetcherOption {
+	return func(f *Fetcher) { f.now = now }
+}
+
+// WithFilters sets the filter chain, run in order after every Fetch (see Filter).
+func WithFilters(filters ...Filter) FetcherOption {
+	return func(f *Fetcher) { f.filters = slices.Clone(filters) }
+}
+
+// WithMetaCache keeps the meta.json files read in c instead of a cache of the fetcher's
+// own.
+func WithMetaCache(c MetaCache) FetcherOption {
+	return func(f *Fetcher) { f.cache = c }
 }
 
 // NewFetcher returns a Fetcher reading concurrency block directories at once (at least
-// one). Invalid markers are logged to logger.
-func NewFetcher(bkt objstore.BucketReader, logger *slog.Logger, concurrency int) *Fetcher {
+// one). Invalid markers are logged to logger. Without options it keeps its metas in
+// memory, has no filters and uses time.Now.
+func NewFetcher(bkt objstore.BucketReader, logger *slog.Logger, concurrency int, opts ...FetcherOption) *Fetcher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Fetcher{bkt: bkt, logger: logger, concurrency: max(1, concurrency), metas: map[ulid.ULID]*Meta{}}
+	f := &Fetcher{bkt: bkt, logger: logger, concurrency: max(1, concurrency), now: time.Now}
+	for _, o := range opts {
+		o(f)
+	}
+	if f.cache == nil {
+		f.cache = NewMemMetaCache()
+	}
+	return f
 }
 
-// Fetch reads every block directory of the bucket, in bucket listing order. Directories
-// that vanish while being read are left out. An error of the listing, of a marker read
-// or of ctx fails the whole fetch; an unreadable meta.json is reported in Dir.MetaErr.
+// With returns a fetcher that reads the same bucket into the same MetaCache as f, with
+// opts applied over f's options: one cache, several views of the bucket.
+func (f *Fetcher) With(opts ...FetcherOption) *Fetcher {
+	g := *f
+	g.filters = slices.Clone(f.filters)
+	for _, o := range opts {
+		o(&g)
+	}
+	return &g
+}
+
+// Fetch reads every block directory of the bucket, in bucket listing order, and runs the
+// filters over those with a meta.json (Dir.Excluded). Directories that vanish while
+// being read are left out. An error of the listing, of a block directory's listing, of a
+// marker read or of ctx fails the whole fetch (a caller keeps what it had); an
+// unreadable meta.json is reported in Dir.MetaErr.
 func (f *Fetcher) Fetch(ctx context.Context) ([]*Dir, error) {
 	ids, err := ListBlockIDs(ctx, f.bkt)
 	if err != nil {
@@ -82,29 +130,17 @@ func (f *Fetcher) Fetch(ctx context.Context) ([]*Dir, error) {
 	for _, id := range ids {
 		listed[id] = true
 	}
-	f.mu.Lock()
-	for id := range f.metas {
-		if !listed[id] {
-			delete(f.metas, id)
-		}
-	}
-	f.mu.Unlock()
-	return slices.DeleteFunc(out, func(d *Dir) bool { return d == nil }), nil
+	f.cache.Retain(func(id ulid.ULID) bool { return listed[id] })
+	dirs := slices.DeleteFunc(out, func(d *Dir) bool { return d == nil })
+	applyFilters(dirs, f.filters, f.now())
+	return dirs, nil
 }
 
 // Forget drops the cached meta.json of block id (after deleting the block).
-func (f *Fetcher) Forget(id ulid.ULID) {
-	f.mu.Lock()
-	delete(f.metas, id)
-	f.mu.Unlock()
-}
+func (f *Fetcher) Forget(id ulid.ULID) { f.cache.Delete(id) }
 
 // Cached returns how many meta.json files are cached.
-func (f *Fetcher) Cached() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.metas)
-}
+func (f *Fetcher) Cached() int { return f.cache.Len() }
 
 // fetch lists one block directory once and reads the meta.json (unless cached) and the
 // markers it holds. It returns nil when the directory has no objects any more.
@@ -124,6 +160,7 @@ func (f *Fetcher) fetch(ctx context.Context, id ulid.ULID) (*Dir, error) {
 		}
 	}
 	if !present[MetaFilename] {
+		// Gone from the listing: deleted (meta.json goes first) or never complete.
 		f.Forget(id)
 		if len(present) == 0 {
 			return nil, nil // deleted between listing and now
@@ -174,19 +211,15 @@ func readMarker[M any, PM interface {
 	return nil
 }
 
+// meta returns block id's meta.json from the cache, or reads and caches it.
 func (f *Fetcher) meta(ctx context.Context, id ulid.ULID) (*Meta, error) {
-	f.mu.Lock()
-	m, ok := f.metas[id]
-	f.mu.Unlock()
-	if ok {
+	if m, ok := f.cache.Get(id); ok {
 		return m, nil
 	}
 	m, err := ReadMetaFromBucket(ctx, f.bkt, id)
 	if err != nil {
 		return nil, err
 	}
-	f.mu.Lock()
-	f.metas[id] = m
-	f.mu.Unlock()
+	f.cache.Set(id, m)
 	return m, nil
 }

@@ -1,6 +1,7 @@
 package bucketstore
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -16,13 +17,11 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigilhq/vigil/internal/downsample"
-	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -51,11 +50,14 @@ type loadedBlock struct {
 	ownExtNames bool
 	// inflight counts queries reading the block, so a dropped block closes after them.
 	inflight sync.WaitGroup
+	// avgChunk is the average chunk size of the last batch read, for batch estimates.
+	avgChunk avgChunkSize
+	window   int // chunk stream window (chunkWindow; tests lower it)
 }
 
 func newBlock(m *meta, bkt objstore.BucketReader, r *index.Reader, ri *remoteIndex) *loadedBlock {
 	b := &loadedBlock{meta: m, id: m.ULID, ext: m.extLabels(), bkt: bkt, index: r, ri: ri,
-		seriesEst: minSeriesEstimate, chunkEst: defaultChunkSize}
+		seriesEst: minSeriesEstimate, chunkEst: defaultChunkSize, window: chunkWindow}
 	if s := m.Thanos.IndexStats.SeriesMaxSize; s > 0 {
 		b.seriesEst = int(s)
 	} else if m.Stats.NumSeries > 0 {
@@ -128,75 +130,6 @@ func (b *loadedBlock) postings(ctx context.Context, ms []*labels.Matcher) (index
 		return nil, b.indexErr("read postings", err)
 	}
 	return p, nil
-}
-
-// rawSeries is one series read from the block: labels as stored, and chunks in range.
-type rawSeries struct {
-	lset   labels.Labels
-	chunks []*storepb.AggrChunk
-}
-
-// readSeries reads the series of refs (sorted) that have chunks overlapping [mint, maxt],
-// with those chunks unless skipChunks. Downsampled chunks (encoding 0xFF) are served as
-// the aggregates in aggrs. It returns how many chunk data bytes it holds.
-func (b *loadedBlock) readSeries(ctx context.Context, refs []storage.SeriesRef, mint, maxt int64, skipChunks bool, aggrs []storepb.Aggr) ([]rawSeries, int64, error) {
-	bufs, err := b.fetchSeries(ctx, refs)
-	if err != nil {
-		return nil, 0, fmt.Errorf("fetch series of block %s: %w", b.id, err)
-	}
-	var (
-		out     = make([]rawSeries, 0, len(refs))
-		builder labels.ScratchBuilder
-		chks    []chunks.Meta
-		want    []chunks.Meta
-		owners  []int
-	)
-	for _, ref := range refs {
-		if err := b.decodeSeries(ctx, bufs, ref, &builder, &chks); err != nil {
-			return nil, 0, fmt.Errorf("read series %d of block %s: %w", ref, b.id, err)
-		}
-		n := 0
-		for _, c := range chks {
-			if c.MaxTime >= mint && c.MinTime <= maxt {
-				n++
-				if !skipChunks {
-					want = append(want, c)
-					owners = append(owners, len(out))
-				}
-			}
-		}
-		if n == 0 {
-			continue // no data in range
-		}
-		out = append(out, rawSeries{lset: builder.Labels(), chunks: make([]*storepb.AggrChunk, 0, n)})
-	}
-	if skipChunks || len(want) == 0 {
-		return out, 0, nil
-	}
-	data, err := b.fetchChunks(ctx, want)
-	if err != nil {
-		return nil, 0, err
-	}
-	var total int64
-	served := make([]storepb.AggrChunk, len(want))
-	raws := make([]storepb.Chunk, len(want))
-	for i, c := range want {
-		served[i].MinTime, served[i].MaxTime = c.MinTime, c.MaxTime
-		if chunkenc.Encoding(data[i].enc) == downsample.EncAggr {
-			if err := fillAggregates(&served[i], downsample.AggrChunk(data[i].data), aggrs); err != nil {
-				return nil, 0, fmt.Errorf("chunk %d of series %s in block %s: %w", c.Ref, out[owners[i]].lset, b.id, err)
-			}
-			total += int64(storeapi.AggrChunkBytes(&served[i]))
-		} else {
-			raws[i].Type = storepb.Chunk_Encoding(data[i].enc - 1)
-			raws[i].Data = data[i].data
-			total += int64(len(data[i].data))
-			raws[i].Hash = xxhash.Sum64(data[i].data)
-			served[i].Raw = &raws[i]
-		}
-		out[owners[i]].chunks = append(out[owners[i]].chunks, &served[i])
-	}
-	return out, total, nil
 }
 
 // defaultAggrs are served from downsampled chunks when a request names no aggregate:
@@ -325,58 +258,199 @@ type chunkData struct {
 	data []byte
 }
 
-// fetchChunks reads the chunks (in any order) by merged range reads per segment file,
-// returning them in the order given.
-func (b *loadedBlock) fetchChunks(ctx context.Context, metas []chunks.Meta) ([]chunkData, error) {
+// chunkWindow is how far past a needed chunk a chunk stream reads: one range read
+// serves all batches of a block whose chunks lie within it.
+const chunkWindow = maxRangeSize
+
+// chunkStream is one block's open range read of a chunk segment file, kept across the
+// batches of a request: a block's batches need its chunks mostly in file order (series are
+// read in reference order, and a block's chunks are written in series order), so the next
+// batch's chunks usually come further down the same stream. Only the chunks' bytes are
+// copied out; the gaps between them are read and dropped, never held.
+type chunkStream struct {
+	b        *loadedBlock
+	rc       io.ReadCloser
+	br       *bufio.Reader
+	seq      int
+	pos, end int // stream position and end (exclusive) in the segment file
+	opens    int // range reads started, for tests
+}
+
+func (cs *chunkStream) close() {
+	if cs.rc != nil {
+		cs.rc.Close()
+		cs.rc = nil
+		cs.br.Reset(nil)
+		bufReaders.Put(cs.br)
+		cs.br = nil
+	}
+}
+
+// open starts a range read of segment file seq at off. It reaches the end of what the
+// batch needs in this file (upto), plus the largest chunk size for a last chunk longer
+// than estimated; when more batches will follow, at least the window, for them.
+func (cs *chunkStream) open(ctx context.Context, seq, off, need, upto int, more bool) error {
+	cs.close()
+	name := fmt.Sprintf("%s/chunks/%06d", cs.b.id, seq+1)
+	end := max(off+need, upto+cs.b.chunkEst)
+	if more {
+		end = max(end, off+cs.b.window)
+	}
+	rc, err := cs.b.bkt.GetRange(ctx, name, int64(off), int64(end-off))
+	if err != nil {
+		return fmt.Errorf("read %s [%d,%d): %w", name, off, end, err)
+	}
+	cs.opens++
+	cs.rc, cs.seq, cs.pos, cs.end = rc, seq, off, end
+	cs.br = bufReaders.Get().(*bufio.Reader)
+	cs.br.Reset(rc)
+	return nil
+}
+
+// fetchChunks reads the chunks (in any order; est holds their estimated sizes) through
+// cs, returning them in the order given, copied into slabs sized by the estimates. more
+// says whether later batches will read further chunks of the block.
+func (b *loadedBlock) fetchChunks(ctx context.Context, cs *chunkStream, metas []chunks.Meta, est []int, more bool) ([]chunkData, error) {
 	order := make([]int, len(metas))
+	total := 0
 	for i := range order {
 		order[i] = i
+		total += est[i]
 	}
 	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(metas[x].Ref, metas[y].Ref) })
 	out := make([]chunkData, len(metas))
-	for i := 0; i < len(order); {
-		seq, off := chunks.BlockChunkRef(metas[order[i]].Ref).Unpack()
-		start, end := off, off+b.chunkEst
-		j := i + 1
-		for ; j < len(order); j++ {
-			s2, o2 := chunks.BlockChunkRef(metas[order[j]].Ref).Unpack()
-			if s2 != seq || o2 > end+maxRangeGap || o2+b.chunkEst-start > maxRangeSize {
-				break
+	sl := slab{b: make([]byte, 0, total), next: total / 4}
+	upto := 0 // end of the last chunk of the current segment file's run in order
+	for i, k := range order {
+		seq, off := chunks.BlockChunkRef(metas[k].Ref).Unpack()
+		if i == 0 || seq != segmentOf(metas[order[i-1]]) {
+			for _, k2 := range order[i:] {
+				s2, o2 := chunks.BlockChunkRef(metas[k2].Ref).Unpack()
+				if s2 != seq {
+					break
+				}
+				upto = o2 + est[k2] + chunkTail
 			}
-			end = max(end, o2+b.chunkEst)
 		}
-		buf, err := b.readChunkRange(ctx, seq, start, end)
+		cd, err := cs.read(ctx, seq, off, est[k]+chunkTail, upto, more, &sl)
 		if err != nil {
 			return nil, err
 		}
-		used := 0
-		for k := i; k < j; k++ {
-			_, o := chunks.BlockChunkRef(metas[order[k]].Ref).Unpack()
-			cd, err := b.parseChunk(ctx, seq, o, buf[min(o-start, len(buf)):])
-			if err != nil {
-				return nil, err
-			}
-			out[order[k]] = cd
-			used += len(cd.data)
-		}
-		if used*2 < len(buf) {
-			// Mostly gaps and read-ahead: keep only the chunks, so what the chunk pool
-			// counts is what stays in memory.
-			compactChunks(out, order[i:j], used)
-		}
-		i = j
+		out[k] = cd
 	}
 	return out, nil
 }
 
-// compactChunks copies the chunks at idx into one slab of size used.
-func compactChunks(out []chunkData, idx []int, used int) {
-	slab := make([]byte, 0, used)
-	for _, k := range idx {
-		n := len(slab)
-		slab = append(slab, out[k].data...)
-		out[k].data = slab[n:len(slab):len(slab)]
+// read returns the chunk at off of segment file seq, from the open stream when it gets
+// there soon enough (less than maxRangeGap ahead), else from a new one. A chunk the stream
+// cannot complete (it ends first) is read again on a fresh stream starting at it.
+func (cs *chunkStream) read(ctx context.Context, seq, off, need, upto int, more bool, sl *slab) (chunkData, error) {
+	for attempt := 0; ; attempt++ {
+		if cs.rc == nil || cs.seq != seq || off < cs.pos || off > cs.pos+maxRangeGap || off+need > cs.end || attempt > 0 {
+			if attempt > 1 {
+				return chunkData{}, fmt.Errorf("chunk %d:%d in block %s is truncated", seq, off, cs.b.id)
+			}
+			if err := cs.open(ctx, seq, off, need, upto, more); err != nil {
+				return chunkData{}, err
+			}
+		}
+		if _, err := cs.br.Discard(off - cs.pos); err != nil {
+			if !isShortRead(err) {
+				return chunkData{}, fmt.Errorf("read chunks of block %s: %w", cs.b.id, err)
+			}
+			cs.close()
+			continue
+		}
+		cs.pos = off
+		cd, n, err := readChunkFrom(cs.br, sl)
+		cs.pos += n
+		if err == nil {
+			return cd, nil
+		}
+		if !isShortRead(err) {
+			return chunkData{}, fmt.Errorf("read chunk %d:%d of block %s: %w", seq, off, cs.b.id, err)
+		}
+		cs.close()
+		// The stream ended inside the chunk: read it on a stream of its own, as long as
+		// its header says.
+		if n > 0 && attempt == 0 {
+			if l, w, ok := cs.peekLength(ctx, seq, off); ok {
+				need = w + 1 + int(l) + 4
+			}
+		}
 	}
+}
+
+// peekLength reads the length header of the chunk at off.
+func (cs *chunkStream) peekLength(ctx context.Context, seq, off int) (uint64, int, bool) {
+	head, err := cs.b.readChunkRange(ctx, seq, off, off+binary.MaxVarintLen32)
+	if err != nil {
+		return 0, 0, false
+	}
+	l, w := binary.Uvarint(head)
+	return l, w, w > 0
+}
+
+func segmentOf(m chunks.Meta) int {
+	seq, _ := chunks.BlockChunkRef(m.Ref).Unpack()
+	return seq
+}
+
+// chunkTail is the bytes around a chunk's data: at most 5 of length, the encoding and a
+// CRC32.
+const chunkTail = binary.MaxVarintLen32 + 1 + 4
+
+// slab hands out chunk buffers from large allocations: a new one (of at least next bytes)
+// when the current is full. Handed-out slices stay valid.
+type slab struct {
+	b    []byte
+	next int
+}
+
+func (s *slab) take(n int) []byte {
+	if cap(s.b)-len(s.b) < n {
+		s.b = make([]byte, 0, max(n, s.next, 4<<10))
+	}
+	l := len(s.b)
+	s.b = s.b[:l+n]
+	return s.b[l : l+n : l+n]
+}
+
+// bufReaders are the buffered readers chunk streams are read through.
+var bufReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
+// readChunkFrom reads one chunk (uvarint length, encoding, data; the CRC32 is left in the
+// stream) from br into sl, returning it and the bytes consumed.
+func readChunkFrom(br *bufio.Reader, sl *slab) (chunkData, int, error) {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return chunkData{}, 0, err
+	}
+	w := uvarintLen(n)
+	if n > maxRangeSize {
+		return chunkData{}, w, fmt.Errorf("corrupt chunk length %d", n)
+	}
+	enc, err := br.ReadByte()
+	if err != nil {
+		return chunkData{}, w, err
+	}
+	d := sl.take(int(n))
+	if _, err := io.ReadFull(br, d); err != nil {
+		return chunkData{}, w + 1, err
+	}
+	return chunkData{enc: enc, data: d}, w + 1 + int(n), nil
+}
+
+func uvarintLen(n uint64) int {
+	w := 1
+	for ; n >= 0x80; n >>= 7 {
+		w++
+	}
+	return w
+}
+
+func isShortRead(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // readChunkRange reads [start, end) of segment file seq; a short read at the end of the
@@ -394,30 +468,4 @@ func (b *loadedBlock) readChunkRange(ctx context.Context, seq, start, end int) (
 		return nil, fmt.Errorf("read %s [%d,%d): %w", name, start, end, err)
 	}
 	return buf[:n], nil
-}
-
-// parseChunk decodes the chunk at the start of buf (uvarint length, encoding byte,
-// data, CRC32), reading it alone when it runs past buf (larger than estimated).
-func (b *loadedBlock) parseChunk(ctx context.Context, seq, off int, buf []byte) (chunkData, error) {
-	n, w := binary.Uvarint(buf)
-	if w > 0 && len(buf) >= w+1+int(n) {
-		return chunkData{enc: buf[w], data: buf[w+1 : w+1+int(n)]}, nil
-	}
-	if w <= 0 {
-		head, err := b.readChunkRange(ctx, seq, off, off+binary.MaxVarintLen32)
-		if err != nil {
-			return chunkData{}, err
-		}
-		if n, w = binary.Uvarint(head); w <= 0 {
-			return chunkData{}, fmt.Errorf("corrupt chunk length at %d:%d in block %s", seq, off, b.id)
-		}
-	}
-	full, err := b.readChunkRange(ctx, seq, off, off+w+1+int(n))
-	if err != nil {
-		return chunkData{}, err
-	}
-	if len(full) < w+1+int(n) {
-		return chunkData{}, fmt.Errorf("chunk %d:%d in block %s is truncated", seq, off, b.id)
-	}
-	return chunkData{enc: full[w], data: full[w+1 : w+1+int(n)]}, nil
 }

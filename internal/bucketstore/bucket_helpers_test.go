@@ -22,7 +22,7 @@ import (
 	"github.com/vigilhq/vigil/internal/block"
 )
 
-func newBucket(t *testing.T) objstore.Bucket {
+func newBucket(t testing.TB) objstore.Bucket {
 	t.Helper()
 	bkt, err := filesystem.NewBucket(t.TempDir())
 	if err != nil {
@@ -72,7 +72,7 @@ func (b *countingBucket) rangesOn(name string) []rangeCall {
 }
 
 // newSyncedStore returns a store over bkt that has synced once, without a gRPC server.
-func newSyncedStore(t *testing.T, bkt objstore.BucketReader, cfg Config) *Store {
+func newSyncedStore(t testing.TB, bkt objstore.BucketReader, cfg Config) *Store {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()

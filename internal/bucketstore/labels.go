@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -54,27 +53,20 @@ func (s *Store) forEachSeries(ctx context.Context, b *loadedBlock, ms []*labels.
 	if err != nil {
 		return err
 	}
-	refs := make([]storage.SeriesRef, 0, s.cfg.BatchSize)
-	for more := true; more; {
-		refs = refs[:0]
-		for len(refs) < s.cfg.BatchSize {
-			if more = p.Next(); !more {
-				break
-			}
-			refs = append(refs, p.At())
-		}
-		if len(refs) == 0 {
-			break
-		}
-		raws, _, err := b.readSeries(ctx, refs, math.MinInt64, math.MaxInt64, true, nil)
+	r := b.newSeriesReader(p, &seriesQuery{mint: math.MinInt64, maxt: math.MaxInt64, skipChunks: true}, s.cfg.BatchBytes, s.cfg.BatchSize)
+	defer r.close()
+	for {
+		raws, err := r.nextBatch(ctx, nil)
 		if err != nil {
 			return err
+		}
+		if len(raws) == 0 {
+			return nil
 		}
 		for _, r := range raws {
 			f(r.lset)
 		}
 	}
-	return p.Err()
 }
 
 // LabelNames returns the label names of the matching series, with external labels.

@@ -2,9 +2,7 @@ package bucketstore
 
 import (
 	"strings"
-	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vigilhq/vigil/internal/block"
@@ -16,14 +14,6 @@ type meta struct {
 }
 
 func (m meta) extLabels() labels.Labels { return labels.FromMap(m.Thanos.Labels) }
-
-// visibleSince is when the block became visible: its upload time, or its ULID time.
-func (m meta) visibleSince() time.Time {
-	if !m.Thanos.UploadTime.IsZero() {
-		return m.Thanos.UploadTime
-	}
-	return ulid.Time(m.ULID.Time())
-}
 
 // segmentFiles names the chunk segment files the block should have, from meta.json.
 func (m meta) segmentFiles() []string {

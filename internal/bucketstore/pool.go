@@ -9,7 +9,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// bytePool bounds the chunk bytes all requests hold at once (--chunk-pool-size). A
+// bytePool bounds the bytes of series batches (chunk data, labels and the structures
+// holding them, see heldSize) all requests hold at once (--chunk-pool-size). A
 // request that would go over it fails with ResourceExhausted instead of waiting: waiting
 // could deadlock requests that each hold part of the pool.
 type bytePool struct {
@@ -21,7 +22,7 @@ type bytePool struct {
 
 func newBytePool(max int64, reg prometheus.Registerer) *bytePool {
 	p := &bytePool{max: max, inUse: prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "vigil_store_chunk_pool_bytes_in_use", Help: "Chunk bytes held by in-flight requests, bounded by --chunk-pool-size.",
+		Name: "vigil_store_chunk_pool_bytes_in_use", Help: "Bytes of series batches (chunks, labels) held by in-flight requests, bounded by --chunk-pool-size.",
 	})}
 	if reg != nil {
 		reg.MustRegister(p.inUse)
@@ -35,7 +36,7 @@ func (p *bytePool) acquire(n int64) error {
 	defer p.mu.Unlock()
 	if p.max > 0 && p.used+n > p.max {
 		return status.Error(codes.ResourceExhausted, fmt.Sprintf(
-			"chunk pool exhausted: reading %d more bytes of chunks would exceed --chunk-pool-size=%d (in use: %d); narrow the query or raise the flag",
+			"chunk pool exhausted: reading %d more bytes of series would exceed --chunk-pool-size=%d (in use: %d); narrow the query or raise the flag",
 			n, p.max, p.used))
 	}
 	p.used += n

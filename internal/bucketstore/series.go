@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -27,6 +26,7 @@ type seriesQuery struct {
 	aggrs      []storepb.Aggr // served from downsampled chunks
 	stripped   []string
 	shard      *storepb.ShardInfo // each block goroutine builds its own matcher
+	batchBytes int64              // each block's batch budget
 }
 
 // blockStream produces one block's series, rewritten with external labels and sorted by
@@ -57,7 +57,8 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 
 	var streams []*blockStream
 	var wg sync.WaitGroup
-	held := &heldBytes{pool: s.pool}
+	held := &requestMemory{pool: s.pool, limit: s.cfg.RequestBytes}
+	s.rel.start()
 	defer func() {
 		cancel()
 		for _, bs := range streams {
@@ -67,31 +68,59 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 		}
 		wg.Wait()
 		held.releaseAll()
+		if hook := s.peakHook.Load(); hook != nil {
+			(*hook)(held.peak)
+		}
+		s.metrics.requestPeak.Observe(float64(held.peak))
+		s.rel.done(held.taken)
 	}()
+	type selected struct {
+		b    *loadedBlock
+		rest []*labels.Matcher
+	}
+	var blocks []selected
 	for _, set := range s.sets() {
 		ok, rest := storeapi.MatchExternalLabels(set.ext, ms)
 		if !ok {
 			continue
 		}
 		for _, b := range selectBlocks(set.blocks, q.mint, q.maxt, req.GetMaxResolutionWindow()) {
-			bs := &blockStream{b: b, ch: make(chan []*storepb.Series, batchBuffer)}
-			streams = append(streams, bs)
-			b.inflight.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer b.inflight.Done()
-				defer close(bs.ch)
-				bs.err = s.produce(ctx, bs, rest, q, held)
-			}()
+			blocks = append(blocks, selected{b, rest})
 		}
+	}
+	q.batchBytes = s.batchBytes(len(blocks))
+	for _, sb := range blocks {
+		b := sb.b
+		bs := &blockStream{b: b, ch: make(chan []*storepb.Series, batchBuffer)}
+		streams = append(streams, bs)
+		b.inflight.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer b.inflight.Done()
+			defer close(bs.ch)
+			bs.err = s.produce(ctx, bs, sb.rest, q, held)
+		}()
 	}
 	return s.sendMerged(srv, req, streams, held)
 }
 
+// batchBytes is the batch budget of each of n blocks read by one request: the configured
+// batch size, lowered so that all blocks' batches together stay within the request limit
+// and the chunk pool.
+func (s *Store) batchBytes(n int) int64 {
+	b := s.cfg.BatchBytes
+	for _, limit := range []int64{s.cfg.RequestBytes, s.cfg.ChunkPoolSize} {
+		if limit > 0 && n > 0 {
+			b = min(b, max(minBatchBytes, limit/int64(batchesPerBlock*n+1)))
+		}
+	}
+	return b
+}
+
 // produce reads one block's matching series in batches and sends them, re-sorted after
 // adding external labels, to bs.ch.
-func (s *Store) produce(ctx context.Context, bs *blockStream, ms []*labels.Matcher, q *seriesQuery, held *heldBytes) error {
+func (s *Store) produce(ctx context.Context, bs *blockStream, ms []*labels.Matcher, q *seriesQuery, held *requestMemory) error {
 	b := bs.b
 	p, err := b.postings(ctx, ms)
 	if err != nil {
@@ -120,37 +149,43 @@ func (s *Store) produce(ctx context.Context, bs *blockStream, ms []*labels.Match
 			return ctx.Err()
 		}
 	}
-	refs := make([]storage.SeriesRef, 0, s.cfg.BatchSize)
-	for more := true; more; {
-		refs = refs[:0]
-		for len(refs) < s.cfg.BatchSize {
-			if more = p.Next(); !more {
-				break
-			}
-			refs = append(refs, p.At())
-		}
-		if err := p.Err(); err != nil {
-			return b.indexErr("iterate postings", err)
-		}
-		if len(refs) == 0 {
-			break
-		}
-		raws, n, err := b.readSeries(ctx, refs, q.mint, q.maxt, q.skipChunks, q.aggrs)
+	r := b.newSeriesReader(p, q, q.batchBytes, s.cfg.BatchSize)
+	defer r.close()
+	var estimate int64
+	var bounds []int
+	onEstimate := func(n int64) error {
+		estimate = n
+		return held.acquire(n) // refused before the chunks are read
+	}
+	for {
+		raws, err := r.nextBatch(ctx, onEstimate)
 		if err != nil {
 			return err
 		}
-		if err := held.acquire(n); err != nil {
-			return err
+		if len(raws) == 0 {
+			break
 		}
-		for _, r := range raws {
+		batch := make([]*storepb.Series, len(raws))
+		bounds = bounds[:0]
+		var actual int64
+		for i, r := range raws {
 			sr := &storepb.Series{Chunks: r.chunks}
 			var bound int
 			sr.Labels, bound = lab.Apply(r.lset)
+			batch[i], bounds = sr, append(bounds, bound)
+			actual += heldSize(sr)
+		}
+		// Replace the estimate with what the batch really holds.
+		if err := held.acquire(actual - estimate); err != nil {
+			held.release(estimate)
+			return err
+		}
+		for i, sr := range batch {
 			if !shard.Matches(sr.Labels) {
 				held.releaseSeries(sr)
 				continue
 			}
-			if err := resorter.Push(sr, bound); err != nil {
+			if err := resorter.Push(sr, bounds[i]); err != nil {
 				return err
 			}
 		}
@@ -166,7 +201,7 @@ func (s *Store) produce(ctx context.Context, bs *blockStream, ms []*labels.Match
 
 // sendMerged k-way merges the block streams by labels, joining equal series, and sends
 // them within the request's limits.
-func (s *Store) sendMerged(srv storepb.Store_SeriesServer, req *storepb.SeriesRequest, streams []*blockStream, held *heldBytes) error {
+func (s *Store) sendMerged(srv storepb.Store_SeriesServer, req *storepb.SeriesRequest, streams []*blockStream, held *requestMemory) error {
 	sender := storeapi.NewSeriesSender(srv, req.GetResponseBatchSize())
 	for _, bs := range streams {
 		bs.advance()
@@ -252,42 +287,60 @@ func (bs *blockStream) advance() {
 	bs.batch, bs.pos = batch, 0
 }
 
-// heldBytes tracks the chunk-pool bytes one request holds.
-type heldBytes struct {
-	pool *bytePool
-	mu   sync.Mutex
-	n    int64
+// requestMemory tracks the bytes of series batches one request holds, within the request's
+// limit (--store.limits.request-bytes) and the store's pool (--chunk-pool-size).
+type requestMemory struct {
+	pool  *bytePool
+	limit int64
+	mu    sync.Mutex
+	held  int64
+	peak  int64 // most held at once
+	taken int64 // all bytes taken, for the releaser
 }
 
-func (h *heldBytes) acquire(n int64) error {
+// acquire takes n more bytes (n < 0 gives -n back) or fails with ResourceExhausted.
+func (h *requestMemory) acquire(n int64) error {
+	if n <= 0 {
+		h.release(-n)
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.limit > 0 && h.held+n > h.limit {
+		return status.Error(codes.ResourceExhausted, fmt.Sprintf(
+			"request memory exhausted: reading %d more bytes of series would exceed --store.limits.request-bytes=%d (held by this request: %d); narrow the query or raise the flag",
+			n, h.limit, h.held))
+	}
 	if err := h.pool.acquire(n); err != nil {
 		return err
 	}
-	h.mu.Lock()
-	h.n += n
-	h.mu.Unlock()
+	h.held += n
+	h.taken += n
+	h.peak = max(h.peak, h.held)
 	return nil
 }
 
-// releaseSeries gives back the chunk bytes of sent (or dropped) series.
-func (h *heldBytes) releaseSeries(ss ...*storepb.Series) {
-	var n int64
-	for _, s := range ss {
-		for _, c := range s.Chunks {
-			n += int64(storeapi.AggrChunkBytes(c))
-		}
-	}
+func (h *requestMemory) release(n int64) {
 	h.mu.Lock()
-	n = min(n, h.n)
-	h.n -= n
+	n = min(n, h.held)
+	h.held -= n
 	h.mu.Unlock()
 	h.pool.release(n)
 }
 
-func (h *heldBytes) releaseAll() {
+// releaseSeries gives back the bytes of sent (or dropped) series.
+func (h *requestMemory) releaseSeries(ss ...*storepb.Series) {
+	var n int64
+	for _, s := range ss {
+		n += heldSize(s)
+	}
+	h.release(n)
+}
+
+func (h *requestMemory) releaseAll() {
 	h.mu.Lock()
-	n := h.n
-	h.n = 0
+	n := h.held
+	h.held = 0
 	h.mu.Unlock()
 	h.pool.release(n)
 }

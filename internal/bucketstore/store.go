@@ -40,7 +40,17 @@ type Config struct {
 	SeriesLimit              int   // --store.limits.request-series (0 = unlimited)
 	SamplesLimit             int   // --store.limits.request-samples (0 = unlimited)
 	BlockSyncConcurrency     int   // --block-sync-concurrency
-	BatchSize                int   // series read per batch
+	// BatchBytes is --store.series-batch-size: the bytes (labels and chunks) one block
+	// reads per batch. 0 means DefaultSeriesBatchBytes.
+	BatchBytes int64
+	// RequestBytes is --store.limits.request-bytes: the most bytes of series batches one
+	// Series call may hold at once (0 = unlimited).
+	RequestBytes int64
+	// BatchSize caps the series of one batch (0 means 10000); batches are cut by bytes.
+	BatchSize int
+	// KeepFreedMemory turns off giving freed memory back to the operating system when the
+	// store goes idle after Series calls (see releaser).
+	KeepFreedMemory bool
 }
 
 // Store serves blocks from a bucket over the StoreAPI and Info API.
@@ -60,17 +70,24 @@ type Store struct {
 
 	indexFetches atomic.Int64
 	synced       atomic.Bool // the first sync has finished
+	rel          *releaser
+	// peakHook, when set (tests), gets each Series call's peak held bytes.
+	peakHook atomic.Pointer[func(int64)]
 }
 
 type metrics struct {
 	syncs, syncFailures, loads, loadFailures, readFailures prometheus.Counter
 	blocksLoaded                                           prometheus.Gauge
+	requestPeak                                            prometheus.Histogram
 }
 
 // New returns a store over bkt; call Sync or Run to load blocks.
 func New(bkt objstore.BucketReader, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Store {
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 1000
+		cfg.BatchSize = maxBatchSeries
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = DefaultSeriesBatchBytes
 	}
 	if cfg.MaxTime == 0 {
 		cfg.MaxTime = math.MaxInt64
@@ -84,9 +101,13 @@ func New(bkt objstore.BucketReader, cfg Config, logger *slog.Logger, reg prometh
 			loadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_block_load_failures_total", Help: "Blocks that could not be loaded (unreadable meta.json, corrupt index, missing chunk files) and are skipped."}),
 			readFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_block_read_failures_total", Help: "Series requests that skipped a block because reading it failed (corrupt series data, missing chunks)."}),
 			blocksLoaded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_store_blocks_loaded", Help: "Blocks currently served."}),
+			requestPeak: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_store_series_request_peak_bytes",
+				Help:    "Most bytes of series batches one Series call held at once (bounded by --store.limits.request-bytes).",
+				Buckets: prometheus.ExponentialBuckets(64<<10, 4, 9)}),
 		}}
+	s.rel = newReleaser(!cfg.KeepFreedMemory, reg)
 	if reg != nil {
-		reg.MustRegister(s.metrics.syncs, s.metrics.syncFailures, s.metrics.loads, s.metrics.loadFailures, s.metrics.readFailures, s.metrics.blocksLoaded,
+		reg.MustRegister(s.metrics.syncs, s.metrics.syncFailures, s.metrics.loads, s.metrics.loadFailures, s.metrics.readFailures, s.metrics.blocksLoaded, s.metrics.requestPeak,
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_store_index_range_reads_total", Help: "Range reads of index data from the bucket."},
 				func() float64 { return float64(s.indexFetches.Load()) }))
 	}
@@ -95,6 +116,7 @@ func New(bkt objstore.BucketReader, cfg Config, logger *slog.Logger, reg prometh
 
 // Close releases every block.
 func (s *Store) Close() {
+	s.rel.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, b := range s.blocks {

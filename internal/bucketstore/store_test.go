@@ -31,7 +31,7 @@ import (
 // writeBlock writes a block of nSeries series {__name__="m", i="<n>"} with one sample
 // every 15s in [mint, maxt), value = series number*1000 + t/15000, and uploads it with
 // the given external labels. It returns the block ID.
-func writeBlock(t *testing.T, bkt objstore.Bucket, ext map[string]string, nSeries int, mint, maxt int64) ulid.ULID {
+func writeBlock(t testing.TB, bkt objstore.Bucket, ext map[string]string, nSeries int, mint, maxt int64) ulid.ULID {
 	t.Helper()
 	series := make([]labels.Labels, nSeries)
 	for i := range series {
@@ -43,7 +43,7 @@ func writeBlock(t *testing.T, bkt objstore.Bucket, ext map[string]string, nSerie
 // writeBlockWith writes a block holding the given series, each with one sample every 15s
 // in [mint, maxt) of value(position in series, t), adds the thanos section with the given
 // external labels and uploads it (meta.json last). It returns the block ID.
-func writeBlockWith(t *testing.T, bkt objstore.Bucket, ext map[string]string, series []labels.Labels, mint, maxt int64, value func(k int, ts int64) float64) ulid.ULID {
+func writeBlockWith(t testing.TB, bkt objstore.Bucket, ext map[string]string, series []labels.Labels, mint, maxt int64, value func(k int, ts int64) float64) ulid.ULID {
 	t.Helper()
 	dir := t.TempDir()
 	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*time.Hour.Milliseconds())

@@ -11,62 +11,44 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/relabel"
-	"go.yaml.in/yaml/v2"
 
 	"github.com/vigilhq/vigil/internal/block"
 )
-
-// ParseRelabelConfig parses --selector.relabel-config: Prometheus relabel rules applied
-// to each block's external labels plus __block_id; a block whose labels are dropped is
-// not served.
-func ParseRelabelConfig(content []byte) ([]*relabel.Config, error) {
-	var cfgs []*relabel.Config
-	if err := yaml.UnmarshalStrict(content, &cfgs); err != nil {
-		return nil, fmt.Errorf("parse selector relabel config: %w", err)
-	}
-	for i, c := range cfgs {
-		if err := c.Validate(model.UTF8Validation); err != nil {
-			return nil, fmt.Errorf("selector relabel config rule %d: %w", i, err)
-		}
-	}
-	return cfgs, nil
-}
 
 // Sync brings the served blocks in line with the bucket: new blocks that pass the
 // filters are loaded (index-header built), blocks gone or marked for deletion long
 // enough are dropped. A block that fails to load is logged, counted and skipped; the
 // others are still served.
-func (s *Store) Sync(ctx context.Context) error {
-	ids, err := s.listBlocks(ctx)
+func (s *Store) Sync(ctx context.Context) error { return s.sync(ctx, time.Now) }
+
+// sync is Sync with the filters reading the time from now.
+func (s *Store) sync(ctx context.Context, now func() time.Time) error {
+	dirs, err := s.fetcher(now).Fetch(ctx)
 	if err != nil {
+		// Nothing changes: the blocks served so far keep being served.
 		s.metrics.syncFailures.Inc()
-		return fmt.Errorf("list blocks in bucket: %w", err)
+		return fmt.Errorf("sync blocks: %w", err)
 	}
 	want := map[ulid.ULID]*meta{}
-	for _, id := range ids {
-		m, err := s.metaFor(ctx, id)
-		if errors.Is(err, block.ErrMetaNotFound) {
-			continue // partial upload: meta.json is written last
-		}
-		if err != nil {
-			if b := s.loaded(id); b != nil {
+	for _, d := range dirs {
+		switch {
+		case d.MetaErr != nil:
+			if b := s.loaded(d.ID); b != nil {
 				// The bucket could not be asked (a network error, an outage): a block
 				// served so far keeps being served. Dropping it would make answers
 				// silently miss its data until a later sync.
-				s.logger.Warn("cannot check meta.json of a served block; still serving it", "block", id, "err", err)
-				want[id] = b.meta
+				s.logger.Warn("cannot read meta.json of a served block; still serving it", "block", d.ID, "err", d.MetaErr)
+				want[d.ID] = b.meta
 				continue
 			}
-			s.logger.Warn("skipping block with unreadable meta.json", "block", id, "err", err)
+			s.logger.Warn("skipping block with unreadable meta.json", "block", d.ID, "err", d.MetaErr)
 			s.metrics.loadFailures.Inc()
-			continue
+		case d.Visible():
+			want[d.ID] = &meta{Meta: d.Meta}
+		case d.Excluded != "":
+			s.logger.Debug("not serving block", "block", d.ID, "state", d.Excluded)
 		}
-		if s.keep(ctx, m) {
-			want[id] = m
-		}
+		// Partial uploads (no meta.json; written last, deleted first) are not served.
 	}
 	s.loadNew(ctx, want)
 	s.dropGone(want)
@@ -78,84 +60,69 @@ func (s *Store) Sync(ctx context.Context) error {
 	return nil
 }
 
+// fetcher returns the block.Fetcher of one sync: the store's filter chain at clock now,
+// reading --block-sync-concurrency block directories at once, its metas cached in
+// Store.metas across syncs. The chain, in order: time range, selector relabeling (over
+// all external labels), consistency delay (for blocks of every source) and deletion
+// marks (hidden once --ignore-deletion-marks-delay old); the boundaries are
+// block.Filter's.
+func (s *Store) fetcher(now func() time.Time) *block.Fetcher {
+	return block.NewFetcher(s.bkt, s.logger, s.cfg.BlockSyncConcurrency,
+		block.WithClock(now), block.WithMetaCache(storeMetas{s}),
+		block.WithFilters(
+			block.TimeRangeFilter{Min: s.cfg.MinTime, Max: s.cfg.MaxTime},
+			block.RelabelFilter{Rules: s.cfg.Relabel},
+			block.ConsistencyDelayFilter{Delay: s.cfg.ConsistencyDelay},
+			block.DeletionDelayFilter{Delay: s.cfg.IgnoreDeletionMarksDelay},
+		))
+}
+
+// storeMetas is Store.metas as the fetcher's block.MetaCache, guarded by Store.mu.
+type storeMetas struct{ s *Store }
+
+func (c storeMetas) Get(id ulid.ULID) (*block.Meta, bool) {
+	c.s.mu.RLock()
+	defer c.s.mu.RUnlock()
+	m, ok := c.s.metas[id]
+	if !ok {
+		return nil, false
+	}
+	return m.Meta, true
+}
+
+func (c storeMetas) Set(id ulid.ULID, m *block.Meta) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	c.s.metas[id] = &meta{Meta: m}
+}
+
+func (c storeMetas) Delete(id ulid.ULID) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	delete(c.s.metas, id)
+}
+
+func (c storeMetas) Retain(keep func(ulid.ULID) bool) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	for id := range c.s.metas {
+		if !keep(id) {
+			delete(c.s.metas, id)
+		}
+	}
+}
+
+func (c storeMetas) Len() int {
+	c.s.mu.RLock()
+	defer c.s.mu.RUnlock()
+	return len(c.s.metas)
+}
+
 // loaded returns the served block id, or nil.
 func (s *Store) loaded(id ulid.ULID) *loadedBlock {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.blocks[id]
-}
-
-// listBlocks lists the top-level entries of the bucket that are block directories.
-func (s *Store) listBlocks(ctx context.Context) ([]ulid.ULID, error) {
-	var ids []ulid.ULID
-	err := s.bkt.Iter(ctx, "", func(name string) error {
-		if id, err := ulid.Parse(strings.TrimSuffix(name, "/")); err == nil {
-			ids = append(ids, id)
-		}
-		return nil
-	})
-	return ids, err
-}
-
-// metaFor returns the block's meta, from memory when read before (metas never change),
-// after checking meta.json still exists: a deleter removes it first.
-func (s *Store) metaFor(ctx context.Context, id ulid.ULID) (*meta, error) {
-	s.mu.RLock()
-	m, ok := s.metas[id]
-	s.mu.RUnlock()
-	if ok {
-		exists, err := s.bkt.Exists(ctx, id.String()+"/"+block.MetaFilename)
-		if err != nil {
-			return nil, fmt.Errorf("check meta.json of block %s: %w", id, err)
-		}
-		if !exists {
-			s.mu.Lock()
-			delete(s.metas, id)
-			s.mu.Unlock()
-			return nil, block.ErrMetaNotFound
-		}
-		return m, nil
-	}
-	bm, err := block.ReadMetaFromBucket(ctx, s.bkt, id)
-	if err != nil {
-		return nil, err
-	}
-	if bm.ULID != id {
-		return nil, fmt.Errorf("meta.json of block %s names block %s", id, bm.ULID)
-	}
-	m = &meta{Meta: bm}
-	s.mu.Lock()
-	s.metas[id] = m
-	s.mu.Unlock()
-	return m, nil
-}
-
-// keep applies the block filters: time range, selector relabeling, consistency delay
-// and deletion marks.
-func (s *Store) keep(ctx context.Context, m *meta) bool {
-	if m.MaxTime <= s.cfg.MinTime || m.MinTime > s.cfg.MaxTime {
-		return false
-	}
-	if len(s.cfg.Relabel) > 0 {
-		lb := labels.NewBuilder(m.extLabels())
-		lb.Set("__block_id", m.ULID.String())
-		if !relabel.ProcessBuilder(lb, s.cfg.Relabel...) || lb.Labels().IsEmpty() {
-			return false
-		}
-	}
-	if time.Since(m.visibleSince()) < s.cfg.ConsistencyDelay {
-		return false
-	}
-	mark, err := block.ReadDeletionMark(ctx, s.bkt, m.ULID)
-	switch {
-	case errors.Is(err, block.ErrMarkerNotFound):
-		return true
-	case err != nil:
-		// A partially written mark is ignored: the block is still whole.
-		s.logger.Warn("ignoring unreadable deletion mark", "block", m.ULID, "err", err)
-		return true
-	}
-	return time.Since(time.Unix(mark.DeletionTime, 0)) < s.cfg.IgnoreDeletionMarksDelay
 }
 
 // loadNew loads the wanted blocks not loaded yet, concurrently.

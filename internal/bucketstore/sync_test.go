@@ -183,7 +183,7 @@ func TestSyncSelectorRelabel(t *testing.T) {
   regex: .+`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rules, err := ParseRelabelConfig([]byte(tc.yaml))
+			rules, err := block.ParseRelabelConfig([]byte(tc.yaml))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +195,7 @@ func TestSyncSelectorRelabel(t *testing.T) {
 	// hashmod on __block_id shards the blocks: every block is served by exactly one shard.
 	seen := map[ulid.ULID]int{}
 	for shard := range 3 {
-		rules, err := ParseRelabelConfig([]byte(`
+		rules, err := block.ParseRelabelConfig([]byte(`
 - action: hashmod
   source_labels: [__block_id]
   target_label: shard
@@ -213,18 +213,6 @@ func TestSyncSelectorRelabel(t *testing.T) {
 	for _, id := range []ulid.ULID{a, b, c} {
 		if seen[id] != 1 {
 			t.Fatalf("block %s served by %d hashmod shards, want 1", id, seen[id])
-		}
-	}
-}
-
-func TestParseRelabelConfigErrors(t *testing.T) {
-	for _, y := range []string{
-		"- action: keep\n  source_labels: [a]\n  regexp: x\n", // unknown key
-		"- action: hashmod\n  source_labels: [a]\n",           // no modulus
-		"action: keep\n", // not a list
-	} {
-		if _, err := ParseRelabelConfig([]byte(y)); err == nil {
-			t.Errorf("ParseRelabelConfig(%q) accepted it", y)
 		}
 	}
 }

@@ -62,6 +62,9 @@ type Compactor struct {
 	mu sync.Mutex
 	// halted is set once a HaltError stopped the compactor.
 	halted atomic.Bool
+	// testCompactionHook, when set (tests only), is called as a compaction of the group
+	// starts; the function it returns is called when the compaction ends.
+	testCompactionHook func(groupKey string) func()
 }
 
 // New returns a Compactor for bkt. cfg is validated (see Config.Validate). reg may be nil.

@@ -3,6 +3,7 @@ package compact
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/prometheus/model/relabel"
@@ -47,8 +48,9 @@ type Config struct {
 	// (--delete-delay, 48h).
 	DeleteDelay time.Duration
 
-	// MinTime and MaxTime (Unix ms) select the blocks this compactor owns: a block is
-	// kept if maxTime ≥ MinTime and minTime ≤ MaxTime. MaxTime == 0 means no upper bound.
+	// MinTime and MaxTime (Unix ms, inclusive) select the blocks this compactor owns:
+	// those that overlap [MinTime, MaxTime], their maxTime being exclusive
+	// (block.TimeRangeFilter). MaxTime == 0 means no upper bound.
 	MinTime, MaxTime int64
 	// Relabel rules run over each block's external labels (replica labels removed) plus
 	// __block_id; a block they drop is ignored (--selector.relabel-config).
@@ -67,9 +69,11 @@ type Config struct {
 	// merger (identical samples are kept once).
 	DedupFunc string
 
-	// CompactConcurrency is how many groups compact at once (≥1).
+	// CompactConcurrency is how many groups compact at once (0 = GOMAXPROCS). Each
+	// compaction holds at most one series' chunks in memory besides the index of the
+	// block it writes, so the compactor's memory grows linearly with it.
 	CompactConcurrency int
-	// DownsampleConcurrency is how many blocks are downsampled at once (≥1).
+	// DownsampleConcurrency is how many blocks are downsampled at once (0 = GOMAXPROCS).
 	DownsampleConcurrency int
 	// BlocksFetchConcurrency is how many blocks of one plan download at once (≥1).
 	BlocksFetchConcurrency int
@@ -171,8 +175,15 @@ func (c *Config) Validate() error {
 			return errors.New("compactor: compaction ranges must increase")
 		}
 	}
-	c.CompactConcurrency = max(1, c.CompactConcurrency)
-	c.DownsampleConcurrency = max(1, c.DownsampleConcurrency)
+	if c.CompactConcurrency < 0 || c.DownsampleConcurrency < 0 {
+		return errors.New("compactor: --compact.concurrency and --downsample.concurrency must not be negative")
+	}
+	if c.CompactConcurrency == 0 {
+		c.CompactConcurrency = runtime.GOMAXPROCS(0)
+	}
+	if c.DownsampleConcurrency == 0 {
+		c.DownsampleConcurrency = runtime.GOMAXPROCS(0)
+	}
 	c.BlocksFetchConcurrency = max(1, c.BlocksFetchConcurrency)
 	c.BlockFilesConcurrency = max(1, c.BlockFilesConcurrency)
 	if c.MetaFetchConcurrency <= 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigilhq/vigil/internal/block"
@@ -117,6 +119,9 @@ func dataAfter(g *group, p plan) bool {
 // then marks the sources for deletion. It returns the new block (nil when the result
 // held no samples and only empty sources were marked).
 func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*blockInfo, error) {
+	if c.testCompactionHook != nil {
+		defer c.testCompactionHook(g.key)()
+	}
 	dir := filepath.Join(c.cfg.DataDir, compactDirname, dirSafe(g.key))
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("clean work directory: %w", err)
@@ -153,7 +158,7 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 	if err != nil {
 		return nil, fmt.Errorf("create compactor: %w", err)
 	}
-	ids, err := comp.Compact(dir, dirs, nil)
+	ids, err := comp.CompactWithBlockPopulator(dir, dirs, nil, fileChunksPopulator{dir: dir})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -200,6 +205,23 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 	c.logger.Info("compacted blocks", "group", g.key, "new_block", meta.ULID, "min_time", meta.MinTime, "max_time", meta.MaxTime,
 		"level", meta.Compaction.Level, "sources", len(meta.Compaction.Sources), "samples", meta.Stats.NumSamples)
 	return &blockInfo{meta: meta, labels: g.labels, key: g.key}, nil
+}
+
+// fileChunksPopulator is Prometheus's block populator over the source blocks with their
+// chunks read by pread instead of through a memory map (downsample.WithFileChunks): a
+// compaction reads every chunk of its sources once, and mapped, all of them would stay in
+// the process's resident set until the compaction ends.
+type fileChunksPopulator struct{ dir string }
+
+func (p fileChunksPopulator) PopulateBlock(ctx context.Context, metrics *tsdb.CompactorMetrics, logger *slog.Logger, pool chunkenc.Pool,
+	merge storage.VerticalChunkSeriesMergeFunc, blocks []tsdb.BlockReader, meta *tsdb.BlockMeta, indexw tsdb.IndexWriter,
+	chunkw tsdb.ChunkWriter, postings tsdb.IndexReaderPostingsFunc,
+) error {
+	wrapped := make([]tsdb.BlockReader, len(blocks))
+	for i, b := range blocks {
+		wrapped[i] = downsample.WithFileChunks(b, filepath.Join(p.dir, b.Meta().ULID.String()), pool)
+	}
+	return tsdb.DefaultBlockPopulator{}.PopulateBlock(ctx, metrics, logger, pool, merge, wrapped, meta, indexw, chunkw, postings)
 }
 
 // checkBlock verifies a downloaded block: its index (critical issues halt) and that it

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -66,12 +67,7 @@ func mergeReplicaChunks(series []storage.ChunkSeries, fn dedup.Func, continues b
 			return nil, fmt.Errorf("read chunks of series %s: %w", s.Labels(), err)
 		}
 	}
-	slices.SortStableFunc(all, func(a, b inputChunk) int {
-		if c := cmpInt(a.meta.MinTime, b.meta.MinTime); c != 0 {
-			return c
-		}
-		return a.input - b.input
-	})
+	sortInputChunks(all)
 	if !replicasOverlap(all) {
 		out := make([]chunks.Meta, len(all))
 		for i, c := range all {
@@ -80,6 +76,16 @@ func mergeReplicaChunks(series []storage.ChunkSeries, fn dedup.Func, continues b
 		return out, nil
 	}
 	return dedupChunks(series[0], all, len(series), fn, continues)
+}
+
+// sortInputChunks sorts chunks by minTime, then input.
+func sortInputChunks(all []inputChunk) {
+	slices.SortStableFunc(all, func(a, b inputChunk) int {
+		if c := cmpInt(a.meta.MinTime, b.meta.MinTime); c != 0 {
+			return c
+		}
+		return a.input - b.input
+	})
 }
 
 // replicasOverlap reports whether a chunk of one input overlaps a chunk of another
@@ -98,15 +104,156 @@ func replicasOverlap(all []inputChunk) bool {
 	return false
 }
 
-// dedupChunks merges the chunks of several inputs sample by sample and re-encodes the
-// result. The whole series is merged at once, so the replica rule sees exactly what
-// the querier would see over the block's time range.
+// dedupChunks merges the chunks of several inputs sample by sample. The whole series is
+// merged at once, so the replica rule sees exactly what the querier would see over the
+// block's time range.
+//
+// Where the merged samples over a source chunk's time range are exactly that chunk's
+// samples (the other replicas contributed nothing there: they have no data in that range,
+// or the rule followed this replica throughout it), the source chunk is copied as it is,
+// without re-encoding; only the stretches where the result mixes replicas are re-encoded.
+// The output holds the same samples as reencodeChunks; only the chunk boundaries may
+// differ. Series with histograms, and series whose merge would buffer more than
+// maxBufferedSamples, are re-encoded entirely (reencodeChunks streams).
 func dedupChunks(s storage.ChunkSeries, all []inputChunk, inputs int, fn dedup.Func, continues bool) ([]chunks.Meta, error) {
-	perInput := make([][]chunkenc.Iterator, inputs)
 	for _, c := range all {
 		if c.meta.Chunk == nil {
 			return nil, fmt.Errorf("series %s: chunk [%d,%d] has no data", s.Labels(), c.meta.MinTime, c.meta.MaxTime)
 		}
+	}
+	floats := true
+	total := 0
+	for _, c := range all {
+		floats = floats && c.meta.Chunk.Encoding() == chunkenc.EncXOR
+		total += c.meta.Chunk.NumSamples()
+	}
+	if !floats || total > maxBufferedSamples {
+		return reencodeChunks(s, all, inputs, fn, continues)
+	}
+	merged := mergedIterator(all, inputs, fn, continues)
+	buf := getSampleBuf()
+	defer putSampleBuf(buf)
+	for vt := merged.Next(); vt != chunkenc.ValNone; vt = merged.Next() {
+		if vt != chunkenc.ValFloat {
+			return nil, fmt.Errorf("deduplicate series %s: unexpected %s sample in a float series", s.Labels(), vt)
+		}
+		t, v := merged.At()
+		buf.t = append(buf.t, t)
+		buf.v = append(buf.v, v)
+	}
+	if err := merged.Err(); err != nil {
+		return nil, fmt.Errorf("deduplicate series %s: %w", s.Labels(), err)
+	}
+	out, err := copyOrEncode(all, buf.t, buf.v)
+	if err != nil {
+		return nil, fmt.Errorf("deduplicate series %s: %w", s.Labels(), err)
+	}
+	return out, nil
+}
+
+// maxBufferedSamples bounds the decoded samples dedupChunks holds for one series (16
+// bytes each, so 16 MiB); a longer series is merged by the streaming reencodeChunks.
+const maxBufferedSamples = 1 << 20
+
+// samplesPerChunk is where re-encoded chunks are cut, as Prometheus does.
+const samplesPerChunk = 120
+
+// sampleBuf holds one series' merged samples.
+type sampleBuf struct {
+	t []int64
+	v []float64
+}
+
+var sampleBufs = sync.Pool{New: func() any { return &sampleBuf{} }}
+
+func getSampleBuf() *sampleBuf { return sampleBufs.Get().(*sampleBuf) }
+
+func putSampleBuf(b *sampleBuf) {
+	b.t, b.v = b.t[:0], b.v[:0]
+	sampleBufs.Put(b)
+}
+
+// copyOrEncode turns the merged samples (ts, vs) into chunks: a source chunk (all sorted
+// by minTime) whose samples are exactly the next merged samples is copied, and the
+// samples between copied chunks are encoded into new XOR chunks.
+func copyOrEncode(all []inputChunk, ts []int64, vs []float64) ([]chunks.Meta, error) {
+	var (
+		out []chunks.Meta
+		cur *chunkenc.XORChunk
+		app chunkenc.Appender
+		it  chunkenc.Iterator
+		ci  int
+
+		firstT, lastT int64
+	)
+	flush := func() {
+		if cur != nil {
+			out = append(out, chunks.Meta{Chunk: cur, MinTime: firstT, MaxTime: lastT})
+			cur, app = nil, nil
+		}
+	}
+	for i := 0; i < len(ts); {
+		for ci < len(all) && all[ci].meta.MinTime < ts[i] {
+			ci++
+		}
+		copied := false
+		for k := ci; k < len(all) && all[k].meta.MinTime == ts[i]; k++ {
+			var n int
+			if n, it = matchChunk(all[k].meta, ts[i:], vs[i:], it); n > 0 {
+				flush()
+				out = append(out, all[k].meta)
+				i += n
+				copied = true
+				break
+			}
+		}
+		if copied {
+			continue
+		}
+		if cur == nil || cur.NumSamples() >= samplesPerChunk {
+			flush()
+			cur = chunkenc.NewXORChunk()
+			var err error
+			if app, err = cur.Appender(); err != nil {
+				return nil, err
+			}
+			firstT = ts[i]
+		}
+		app.Append(0, ts[i], vs[i])
+		lastT = ts[i]
+		i++
+	}
+	flush()
+	return out, nil
+}
+
+// reencodeChunks merges the chunks of several inputs sample by sample and re-encodes the
+// whole result, streaming: the reference for dedupChunks, and its path for histograms
+// and very long series.
+func reencodeChunks(s storage.ChunkSeries, all []inputChunk, inputs int, fn dedup.Func, continues bool) ([]chunks.Meta, error) {
+	merged := mergedIterator(all, inputs, fn, continues)
+	enc := storage.NewSeriesToChunkEncoder(&storage.SeriesEntry{
+		Lset:             s.Labels(),
+		SampleIteratorFn: func(chunkenc.Iterator) chunkenc.Iterator { return merged },
+	})
+	it := enc.Iterator(nil)
+	var out []chunks.Meta
+	for it.Next() {
+		out = append(out, it.At())
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("deduplicate series %s: %w", s.Labels(), err)
+	}
+	if err := merged.Err(); err != nil {
+		return nil, fmt.Errorf("deduplicate series %s: %w", s.Labels(), err)
+	}
+	return out, nil
+}
+
+// mergedIterator returns the replica merge of the inputs' chunks (which all have data).
+func mergedIterator(all []inputChunk, inputs int, fn dedup.Func, continues bool) chunkenc.Iterator {
+	perInput := make([][]chunkenc.Iterator, inputs)
+	for _, c := range all {
 		perInput[c.input] = append(perInput[c.input], c.meta.Chunk.Iterator(nil))
 	}
 	var replicas []chunkenc.Iterator
@@ -132,23 +279,30 @@ func dedupChunks(s storage.ChunkSeries, all []inputChunk, inputs int, fn dedup.F
 			replicas = append(replicas, storage.ChainSampleIteratorFromIterators(nil, its))
 		}
 	}
-	merged := dedup.NewIterator(replicas, dedup.Options{Func: fn})
-	enc := storage.NewSeriesToChunkEncoder(&storage.SeriesEntry{
-		Lset:             s.Labels(),
-		SampleIteratorFn: func(chunkenc.Iterator) chunkenc.Iterator { return merged },
-	})
-	it := enc.Iterator(nil)
-	var out []chunks.Meta
-	for it.Next() {
-		out = append(out, it.At())
+	return dedup.NewIterator(replicas, dedup.Options{Func: fn})
+}
+
+// matchChunk reports how many samples the chunk holds if they are exactly the first ones
+// of ts and vs (same timestamps, same value bits), and 0 otherwise. it is reused.
+func matchChunk(m chunks.Meta, ts []int64, vs []float64, it chunkenc.Iterator) (int, chunkenc.Iterator) {
+	n := m.Chunk.NumSamples()
+	if n == 0 || n > len(ts) || ts[n-1] != m.MaxTime {
+		return 0, it
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("deduplicate series %s: %w", s.Labels(), err)
+	it = m.Chunk.Iterator(it)
+	for j := 0; j < n; j++ {
+		if it.Next() != chunkenc.ValFloat {
+			return 0, it
+		}
+		t, v := it.At()
+		if t != ts[j] || math.Float64bits(v) != math.Float64bits(vs[j]) {
+			return 0, it
+		}
 	}
-	if err := merged.Err(); err != nil {
-		return nil, fmt.Errorf("deduplicate series %s: %w", s.Labels(), err)
+	if it.Next() != chunkenc.ValNone || it.Err() != nil {
+		return 0, it
 	}
-	return out, nil
+	return n, it
 }
 
 // tailCut returns, per input, the time after which its samples are dropped (MaxInt64 for

@@ -3,11 +3,10 @@ package compact
 import (
 	"context"
 	"fmt"
-	"time"
+	"math"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/relabel"
 
 	"github.com/vigilhq/vigil/internal/block"
 )
@@ -48,20 +47,39 @@ type syncResult struct {
 	partial []partialBlock
 }
 
-// syncer applies the compactor's filter chain to what its block.Fetcher reads (the
-// fetcher caches meta.json files, which never change for a ULID).
+// syncer reads the bucket for the compactor: its block.Fetcher (which caches meta.json
+// files, never changing for a ULID) runs the compactor's filter chain, and sync turns
+// what is left into groups.
 type syncer struct {
 	c       *Compactor
 	fetcher *block.Fetcher
 }
 
-// sync lists the bucket and applies the filter chain: time range, relabel selector,
-// consistency delay, deletion marks (hidden after half the delete delay), replica
-// label removal and the duplicate filter. No-compact and no-downsample marks are
-// recorded on the blocks.
+// filters is the compactor's chain, in order: time range, relabel selector (over the
+// external labels without the replica labels), consistency delay (blocks the compactor
+// wrote are exempt) and deletion marks (hidden after half the delete delay). The
+// boundaries are block.Filter's.
+func (s *syncer) filters() []block.Filter {
+	cfg := &s.c.cfg
+	maxT := cfg.MaxTime
+	if maxT == 0 {
+		maxT = math.MaxInt64
+	}
+	return []block.Filter{
+		block.TimeRangeFilter{Min: cfg.MinTime, Max: maxT},
+		block.RelabelFilter{Rules: cfg.Relabel, Ignore: cfg.ReplicaLabels},
+		block.ConsistencyDelayFilter{Delay: cfg.ConsistencyDelay, ExemptCompacted: true},
+		block.DeletionDelayFilter{Delay: cfg.DeleteDelay / 2},
+	}
+}
+
+// sync fetches the bucket through the filter chain, at the compactor's clock, then
+// removes the replica labels and applies the duplicate filter. Blocks with a deletion
+// mark are recorded for the cleaner whether the chain hid them for it or not;
+// no-compact and no-downsample marks are recorded on the blocks.
 func (s *syncer) sync(ctx context.Context) (*syncResult, error) {
 	c := s.c
-	res, err := s.fetcher.Fetch(ctx)
+	dirs, err := s.fetcher.With(block.WithClock(c.cfg.Now), block.WithFilters(s.filters()...)).Fetch(ctx)
 	if err != nil {
 		c.metrics.syncFailures.Inc()
 		return nil, fmt.Errorf("sync blocks: %w", err)
@@ -69,47 +87,26 @@ func (s *syncer) sync(ctx context.Context) (*syncResult, error) {
 	c.metrics.syncs.Inc()
 	st := &syncResult{visible: map[ulid.ULID]*blockInfo{}}
 	counts := map[string]int{}
-	now := c.cfg.Now()
 	var kept []*blockInfo
-	for _, f := range res {
-		if f.MetaErr != nil {
-			c.logger.Warn("skipping block with unreadable meta.json", "block", f.ID, "err", f.MetaErr)
-			continue
-		}
-		if f.Meta == nil {
-			st.partial = append(st.partial, partialBlock{id: f.ID, deletion: f.Deletion})
+	for _, d := range dirs {
+		switch {
+		case d.MetaErr != nil:
+			c.logger.Warn("skipping block with unreadable meta.json", "block", d.ID, "err", d.MetaErr)
+		case d.Partial():
+			st.partial = append(st.partial, partialBlock{id: d.ID, deletion: d.Deletion})
 			counts["partial"]++
-			continue
-		}
-		m := f.Meta
-		maxT := c.cfg.MaxTime
-		if maxT == 0 {
-			maxT = 1<<63 - 1
-		}
-		if m.MaxTime < c.cfg.MinTime || m.MinTime > maxT {
-			counts["time-excluded"]++
-			continue
-		}
-		ext := labels.FromMap(m.Thanos.Labels)
-		if !keepRelabeled(labels.NewBuilder(ext).Del(c.cfg.ReplicaLabels...).Labels(), m.ULID, c.cfg.Relabel) {
-			counts["label-excluded"]++
-			continue
-		}
-		if !skipsConsistencyDelay(m.Thanos.Source) && now.Sub(visibleSince(m)) < c.cfg.ConsistencyDelay {
-			counts["too-fresh"]++
-			continue
-		}
-		b := &blockInfo{meta: m, deletion: f.Deletion, noCompact: f.NoCompact != nil, noDownsample: f.NoDownsample != nil}
-		b.labels = removeReplicaLabels(ext, c.cfg.ReplicaLabels)
-		b.key = block.GroupKey(m.Thanos.Downsample.Resolution, b.labels)
-		if b.deletion != nil {
-			st.marked = append(st.marked, b)
-			if !now.Before(time.Unix(b.deletion.DeletionTime, 0).Add(c.cfg.DeleteDelay / 2)) {
-				counts["marked-for-deletion"]++
-				continue
+		case d.Visible():
+			b := s.info(d)
+			if b.deletion != nil {
+				st.marked = append(st.marked, b)
+			}
+			kept = append(kept, b)
+		default:
+			counts[d.Excluded]++
+			if d.Excluded == block.StateMarkedForDeletion {
+				st.marked = append(st.marked, s.info(d))
 			}
 		}
-		kept = append(kept, b)
 	}
 	visible, dups := filterDuplicates(kept)
 	st.duplicates = dups
@@ -128,34 +125,12 @@ func (s *syncer) sync(ctx context.Context) (*syncResult, error) {
 	return st, nil
 }
 
-// keepRelabeled runs the selector relabel rules over the external labels (without the
-// replica labels, so all replicas of a pair land in the same shard) plus __block_id; a
-// dropped or emptied label set drops the block.
-func keepRelabeled(ext labels.Labels, id ulid.ULID, cfgs []*relabel.Config) bool {
-	if len(cfgs) == 0 {
-		return true
-	}
-	lb := labels.NewBuilder(ext)
-	lb.Set("__block_id", id.String())
-	return relabel.ProcessBuilder(lb, cfgs...) && !lb.Labels().IsEmpty()
-}
-
-// skipsConsistencyDelay reports whether blocks from this source are visible at once:
-// the compactor and the repair tools write blocks whose sources it already knows.
-func skipsConsistencyDelay(src block.SourceType) bool {
-	switch src {
-	case block.SourceCompactor, block.SourceCompactorRepair, block.SourceBucketRepair:
-		return true
-	}
-	return false
-}
-
-// visibleSince is when the block became visible: its upload time, or its ULID time.
-func visibleSince(m *block.Meta) time.Time {
-	if !m.Thanos.UploadTime.IsZero() {
-		return m.Thanos.UploadTime
-	}
-	return ulid.Time(m.ULID.Time())
+// info is the compactor's view of a block the chain kept or hid for its deletion mark.
+func (s *syncer) info(d *block.Dir) *blockInfo {
+	b := &blockInfo{meta: d.Meta, deletion: d.Deletion, noCompact: d.NoCompact != nil, noDownsample: d.NoDownsample != nil}
+	b.labels = removeReplicaLabels(labels.FromMap(d.Meta.Thanos.Labels), s.c.cfg.ReplicaLabels)
+	b.key = block.GroupKey(d.Meta.Thanos.Downsample.Resolution, b.labels)
+	return b
 }
 
 // removeReplicaLabels drops the replica labels from ext. If nothing is left (and some

@@ -14,7 +14,6 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigilhq/vigil/internal/block"
-	"github.com/vigilhq/vigil/internal/bucketstore"
 )
 
 func TestRemoveReplicaLabels(t *testing.T) {
@@ -93,7 +92,7 @@ func TestSyncFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	relabel, err := bucketstore.ParseRelabelConfig([]byte(`- action: drop
+	relabel, err := block.ParseRelabelConfig([]byte(`- action: drop
   source_labels: [group]
   regex: drop
 `))
@@ -185,7 +184,7 @@ func TestRelabelIgnoresReplicaLabels(t *testing.T) {
 		ms = append(ms, upload(t, bkt, spec{mint: base, maxt: base + 2*hour, series: 1, source: block.SourceCompactor,
 			labels: map[string]string{"cluster": "eu", "replica": r}}))
 	}
-	rules, err := bucketstore.ParseRelabelConfig([]byte(`- action: drop
+	rules, err := block.ParseRelabelConfig([]byte(`- action: drop
   source_labels: [replica]
   regex: b
 - action: keep

@@ -110,11 +110,19 @@ func BenchmarkDownsampleBlock(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer blk.Close()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Downsample(context.Background(), discard, meta, blk, filepath.Join(dir, "out"), block.Resolution5m); err != nil {
-			b.Fatal(err)
-		}
+	// mmap: Prometheus's mapped chunk reader; pread: FileChunkReader, as DownsampleDir uses.
+	for _, r := range []struct {
+		name string
+		b    tsdb.BlockReader
+	}{{"mmap", blk}, {"pread", WithFileChunks(blk, p, NewPool())}} {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Downsample(context.Background(), discard, meta, r.b, filepath.Join(dir, "out"), block.Resolution5m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportSamples(b, total)
+		})
 	}
-	reportSamples(b, total)
 }

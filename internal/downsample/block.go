@@ -38,7 +38,9 @@ func DownsampleDir(ctx context.Context, logger *slog.Logger, srcDir, dir string,
 	if err != nil {
 		return ulid.ULID{}, fmt.Errorf("downsample: open block %s: %w", srcDir, err)
 	}
-	id, err := Downsample(ctx, logger, meta, b, dir, resolution)
+	// One pass over the whole block: read the chunks with pread, so that they do not
+	// stay resident (see WithFileChunks).
+	id, err := Downsample(ctx, logger, meta, WithFileChunks(b, srcDir, NewPool()), dir, resolution)
 	if cerr := b.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("downsample: close block %s: %w", srcDir, cerr)
 	}

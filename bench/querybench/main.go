@@ -10,6 +10,10 @@
 // ratio and whether the deduplicated answer matches r0's; then the memory of every
 // process.
 //
+// --mode rate, light and small compare `vigil query` with `thanos query` over the same
+// sidecars instead: two mixes under concurrent clients, and small single queries (see
+// concurrent.go and small.go, and bench/README.md).
+//
 //	make build
 //	go run ./bench/gen --series 10000 --hours 24 --out /tmp/vigil-bench
 //	go run ./bench/querybench --data /tmp/vigil-bench --vigil ./bin/vigil
@@ -19,6 +23,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"go/build"
 	"math"
 	"net/url"
 	"os"
@@ -39,6 +44,9 @@ type options struct {
 	keep              bool
 	only              *regexp.Regexp
 	tolerance         float64
+	mode              string
+	thanos            string
+	conc              concOptions
 }
 
 func main() {
@@ -52,6 +60,9 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "leave everything running after the benchmark (until Ctrl-C) and keep the work directory")
 	flag.StringVar(&only, "only", "", "run only the queries whose name matches this regexp")
 	flag.Float64Var(&o.tolerance, "tolerance", 0.01, "how far (relative) a deduplicated value may lie outside the range of the two replicas' own answers")
+	flag.StringVar(&o.mode, "mode", "table", "table (vigil vs Prometheus, the query set), rate or light (concurrent load, vigil vs Thanos), small (small single queries, vigil vs Thanos vs Prometheus)")
+	flag.StringVar(&o.thanos, "thanos", filepath.Join(build.Default.GOPATH, "bin", "thanos-v0.42.4"), "the Thanos binary (modes rate, light, small); bench/build-thanos.sh builds it")
+	o.conc.register()
 	flag.Parse()
 	var err error
 	if o.only, err = regexp.Compile(only); err != nil {
@@ -59,7 +70,14 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, o)
+	switch o.mode {
+	case "table":
+		err = run(ctx, o)
+	case "rate", "light", "small":
+		err = runVersus(ctx, o)
+	default:
+		err = fmt.Errorf("unknown --mode %q", o.mode)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "querybench:", err)
@@ -74,6 +92,11 @@ type stack struct {
 	sidecars []*benchkit.Proc
 	querier  *benchkit.Proc
 	queryURL string
+	// The sidecars' gRPC addresses, and a Thanos querier over them (modes rate, light, small).
+	sidecarGRPC []string
+	thanos      *benchkit.Proc
+	thanosURL   string
+	extra       []*benchkit.Proc // more queriers (--baseline)
 }
 
 func (s *stack) all() []*benchkit.Proc {
@@ -82,7 +105,10 @@ func (s *stack) all() []*benchkit.Proc {
 	if s.querier != nil {
 		ps = append(ps, s.querier)
 	}
-	return ps
+	if s.thanos != nil {
+		ps = append(ps, s.thanos)
+	}
+	return append(ps, s.extra...)
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -195,6 +221,7 @@ func (s *stack) start(ctx context.Context, o options, m benchkit.Manifest, work 
 			return err
 		}
 		endpoints = append(endpoints, "--endpoint="+grpcAddr)
+		s.sidecarGRPC = append(s.sidecarGRPC, grpcAddr)
 	}
 	grpcAddr, err1 := benchkit.FreeAddr()
 	httpAddr, err2 := benchkit.FreeAddr()
@@ -213,7 +240,7 @@ func (s *stack) start(ctx context.Context, o options, m benchkit.Manifest, work 
 	}
 	// Both replicas are visible without dedup, and dedup folds them into one.
 	if err := benchkit.WaitFor(ctx, "query sees both stores", 2*time.Minute, q, func() error {
-		return expectCount(ctx, s.queryURL, url.Values{"query": {inst}, "time": {at}, "dedup": {"false"}}, 2*m.Counters)
+		return expectCount(ctx, s.queryURL, url.Values{"query": {inst}, "time": {at}, "dedup": {"false"}}, len(m.Replicas)*m.Counters)
 	}); err != nil {
 		return err
 	}

@@ -312,7 +312,8 @@ func (a *API) respond(w http.ResponseWriter, r *http.Request, res result) {
 	warns, infos := res.warnings.AsStrings(r.FormValue("query"), 10, 10)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	j := &jsonWriter{buf: make([]byte, 0, 4096), w: w}
+	j := &jsonWriter{buf: getJSONBuf(), w: w}
+	defer func() { putJSONBuf(j.buf) }()
 	j.buf = append(j.buf, `{"status":"success","data":`...)
 	if res.data != nil {
 		res.data(j)

@@ -3,6 +3,7 @@ package queryapi
 import (
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -13,9 +14,68 @@ import (
 // accepts it (first acceptable encoding in Accept-Encoding order), as Prometheus does.
 type compressedWriter struct {
 	http.ResponseWriter
-	// enc is the compressor, or nil for identity.
-	enc io.WriteCloser
+	// pool gives the compressor, nil for identity.
+	pool *encoderPool
+	// enc is the compressor, taken from pool at the first write: a request waiting for
+	// a query slot or running its query holds none.
+	enc encoder
 }
+
+// encoder is a gzip or zlib writer.
+type encoder interface {
+	io.WriteCloser
+	Reset(io.Writer)
+}
+
+// encoderPool keeps a few idle compressors. A new one allocates about 0.8 MB of match
+// tables and buffers, which cost a small query's answer more than compressing it. Only a
+// few are kept (twice GOMAXPROCS): compressing is short and CPU-bound, so few run at
+// once, and 64 concurrent requests must not keep 64 of them (50 MB) alive.
+type encoderPool struct {
+	idle chan encoder
+	new  func() encoder
+}
+
+func newEncoderPool(newEnc func() encoder) *encoderPool {
+	return &encoderPool{idle: make(chan encoder, max(4, 2*runtime.GOMAXPROCS(0))), new: newEnc}
+}
+
+// get returns a compressor writing to w.
+func (p *encoderPool) get(w io.Writer) encoder {
+	select {
+	case e := <-p.idle:
+		e.Reset(w)
+		return e
+	default:
+		e := p.new()
+		e.Reset(w)
+		return e
+	}
+}
+
+// put keeps e for reuse if there is room; e must be closed.
+func (p *encoderPool) put(e encoder) {
+	e.Reset(io.Discard) // drop the reference to the response
+	select {
+	case p.idle <- e:
+	default:
+	}
+}
+
+// Compressors work at level 1: on the API's JSON it is 1.2–2.9× as fast as the default
+// level 5 for 6–10% more bytes (30.1% of a one-series answer instead of 28.3%; 18.2% of
+// 250 series instead of 16.5%), and compression was then the largest single cost of a
+// small query's answer.
+var (
+	gzipWriters = newEncoderPool(func() encoder {
+		w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+		return w
+	})
+	zlibWriters = newEncoderPool(func() encoder {
+		w, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
+		return w
+	})
+)
 
 // newCompressedWriter chooses the encoding for r and sets the response headers.
 func newCompressedWriter(w http.ResponseWriter, r *http.Request) *compressedWriter {
@@ -26,10 +86,10 @@ func newCompressedWriter(w http.ResponseWriter, r *http.Request) *compressedWrit
 		switch strings.TrimSpace(enc) {
 		case "gzip":
 			w.Header().Set("Content-Encoding", "gzip")
-			return &compressedWriter{ResponseWriter: w, enc: gzip.NewWriter(w)}
+			return &compressedWriter{ResponseWriter: w, pool: gzipWriters}
 		case "deflate":
 			w.Header().Set("Content-Encoding", "deflate")
-			return &compressedWriter{ResponseWriter: w, enc: zlib.NewWriter(w)}
+			return &compressedWriter{ResponseWriter: w, pool: zlibWriters}
 		}
 	}
 	return &compressedWriter{ResponseWriter: w}
@@ -37,7 +97,7 @@ func newCompressedWriter(w http.ResponseWriter, r *http.Request) *compressedWrit
 
 // WriteHeader drops any Content-Length, which would describe uncompressed bytes.
 func (c *compressedWriter) WriteHeader(code int) {
-	if c.enc != nil {
+	if c.pool != nil {
 		c.Header().Del("Content-Length")
 	}
 	c.ResponseWriter.WriteHeader(code)
@@ -45,17 +105,27 @@ func (c *compressedWriter) WriteHeader(code int) {
 
 // Write compresses p when compression is on.
 func (c *compressedWriter) Write(p []byte) (int, error) {
-	if c.enc == nil {
+	if c.pool == nil {
 		return c.ResponseWriter.Write(p)
+	}
+	if c.enc == nil {
+		c.enc = c.pool.get(c.ResponseWriter)
 	}
 	return c.enc.Write(p)
 }
 
-// Close flushes the compressor.
+// Close flushes the compressor and returns it to its pool; c must not be written to
+// afterwards.
 func (c *compressedWriter) Close() {
-	if c.enc != nil {
-		_ = c.enc.Close()
+	if c.pool == nil {
+		return
 	}
+	if c.enc == nil { // nothing written: still a valid (empty) compressed body
+		c.enc = c.pool.get(c.ResponseWriter)
+	}
+	_ = c.enc.Close()
+	c.pool.put(c.enc)
+	c.enc, c.pool = nil, nil
 }
 
 // Unwrap gives http.ResponseController access to the underlying writer.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -30,6 +31,21 @@ import (
 
 // flushThreshold is the buffer size at which a jsonWriter hands its bytes on.
 const flushThreshold = 64 << 10
+
+// jsonBufs holds response buffers: growing a new one from 4 KB towards flushThreshold for
+// every answer made up to 250 KB of garbage per answer.
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, flushThreshold+flushThreshold/4); return &b }}
+
+// getJSONBuf returns an empty buffer for a response.
+func getJSONBuf() []byte { return (*jsonBufs.Get().(*[]byte))[:0] }
+
+// putJSONBuf returns a buffer that nothing refers to any more; huge ones are dropped.
+func putJSONBuf(b []byte) {
+	if cap(b) <= 4*flushThreshold {
+		b = b[:0]
+		jsonBufs.Put(&b)
+	}
+}
 
 // jsonWriter accumulates JSON in buf and writes it to w in chunks. A nil w keeps
 // everything in buf.

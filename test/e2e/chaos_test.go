@@ -283,14 +283,7 @@ func chaosQueries(f *haFixture, hist []testBlock, timeout time.Duration) []chaos
 		return faultQuery{name: "history-instant", path: "/api/v1/query",
 			params: url.Values{"query": {"sum(test_metric)"}, "time": {unixParam(time.UnixMilli(h0.mint + hourMs))}, "timeout": {to}},
 			check: func(r apiResult) error {
-				vec, err := r.series("vector")
-				if err != nil {
-					return err
-				}
-				if len(vec) != 1 {
-					return fmt.Errorf("%d series, want 1", len(vec))
-				}
-				smp, err := decodePair(vec[0].Value)
+				smp, err := r.single()
 				if err != nil {
 					return err
 				}
@@ -305,14 +298,7 @@ func chaosQueries(f *haFixture, hist []testBlock, timeout time.Duration) []chaos
 			params: url.Values{"query": {`count(count_over_time({__name__=~"up|test_metric"}[5h]))`},
 				"time": {unixParam(now.Add(-time.Second))}, "timeout": {to}},
 			check: func(r apiResult) error {
-				vec, err := r.series("vector")
-				if err != nil {
-					return err
-				}
-				if len(vec) != 1 {
-					return fmt.Errorf("%d series, want 1", len(vec))
-				}
-				smp, err := decodePair(vec[0].Value)
+				smp, err := r.single()
 				if err != nil {
 					return err
 				}

@@ -117,14 +117,7 @@ func storeFaultQueries(bs []testBlock, k int, timeout time.Duration) []faultQuer
 		{name: "instant-sum", path: "/api/v1/query",
 			params: url.Values{"query": {"sum(test_metric)"}, "time": {unixParam(time.UnixMilli(at))}, "timeout": {to}},
 			check: func(r apiResult) error {
-				vec, err := r.series("vector")
-				if err != nil {
-					return err
-				}
-				if len(vec) != 1 {
-					return fmt.Errorf("%d series, want 1", len(vec))
-				}
-				smp, err := decodePair(vec[0].Value)
+				smp, err := r.single()
 				if err != nil {
 					return err
 				}

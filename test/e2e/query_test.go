@@ -376,6 +376,18 @@ func (r apiResult) series(wantType string) ([]promSeries, error) {
 	return d.Result, nil
 }
 
+// single decodes a vector result of exactly one series and returns its sample.
+func (r apiResult) single() (sample, error) {
+	vec, err := r.series("vector")
+	if err != nil {
+		return sample{}, err
+	}
+	if len(vec) != 1 {
+		return sample{}, fmt.Errorf("%d series, want 1", len(vec))
+	}
+	return decodePair(vec[0].Value)
+}
+
 func mustSeriesResult(t *testing.T, r apiResult, wantType string) []promSeries {
 	t.Helper()
 	s, err := r.series(wantType)

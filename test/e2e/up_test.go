@@ -71,27 +71,11 @@ func startUp(t *testing.T, start time.Time) *upStack {
 	return s
 }
 
-// upSeries runs the instant query `up` with extra parameters.
-func upSeries(base string, extra url.Values) ([]promSeries, error) {
-	p := url.Values{"query": {"up"}}
-	for k, v := range extra {
-		p[k] = v
-	}
-	r, err := callAPI(base, "/api/v1/query", p)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.ok(); err != nil {
-		return nil, err
-	}
-	return r.series("vector")
-}
-
 // checkUpDedup checks that `up` answers with one series per target, every part of the
 // stack up, without a replica label; and with dedup=false one series per target and
 // replica.
 func checkUpDedup(s *upStack) error {
-	dedup, err := upSeries(s.query, nil)
+	dedup, err := upTargets(s.query, "up", nil)
 	if err != nil {
 		return err
 	}
@@ -110,7 +94,7 @@ func checkUpDedup(s *upStack) error {
 	if !slices.Equal(got, want) {
 		return fmt.Errorf("deduplicated up: instances %v, want one series for each of %v", got, want)
 	}
-	raw, err := upSeries(s.query, url.Values{"dedup": {"false"}})
+	raw, err := upTargets(s.query, "up", url.Values{"dedup": {"false"}})
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package federate
 
 import (
-	"compress/gzip"
+	"io"
 	"net/http"
 	"strings"
+
+	"github.com/vigilhq/vigil/internal/queryapi"
 )
 
 // response holds the first holdBytes of the answer back, so that a failure within them
@@ -12,7 +14,8 @@ import (
 type response struct {
 	w           http.ResponseWriter
 	contentType string
-	gz          *gzip.Writer
+	gz          io.WriteCloser // the querier's pooled compressor while compressing
+	gzipped     bool
 	buf         []byte
 	committed   bool
 	err         error // of a write to w
@@ -23,7 +26,7 @@ func newResponse(w http.ResponseWriter, r *http.Request, contentType string) *re
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		enc, _, _ := strings.Cut(part, ";")
 		if strings.TrimSpace(enc) == "gzip" {
-			resp.gz = gzip.NewWriter(writerFunc(resp.writeRaw))
+			resp.gz, resp.gzipped = queryapi.GzipWriter(writerFunc(resp.writeRaw)), true
 			break
 		}
 	}
@@ -62,7 +65,7 @@ func (r *response) commit() {
 	h := r.w.Header()
 	h.Set("Content-Type", r.contentType)
 	h.Add("Vary", "Accept-Encoding")
-	if r.gz != nil {
+	if r.gzipped {
 		h.Set("Content-Encoding", "gzip")
 	}
 	r.w.WriteHeader(http.StatusOK)
@@ -78,6 +81,8 @@ func (r *response) finish() error {
 		if err := r.gz.Close(); err != nil {
 			return err
 		}
+		queryapi.PutGzipWriter(r.gz)
+		r.gz = nil
 	}
 	if !r.committed {
 		r.commit()

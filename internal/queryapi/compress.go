@@ -77,6 +77,17 @@ var (
 	})
 )
 
+// GzipWriter returns a pooled gzip compressor at the API's level writing to w, for
+// handlers served beside the API (/federate). Give it back with PutGzipWriter once closed.
+func GzipWriter(w io.Writer) io.WriteCloser { return gzipWriters.get(w) }
+
+// PutGzipWriter keeps a closed compressor from GzipWriter for reuse.
+func PutGzipWriter(w io.WriteCloser) {
+	if e, ok := w.(encoder); ok {
+		gzipWriters.put(e)
+	}
+}
+
 // newCompressedWriter chooses the encoding for r and sets the response headers.
 func newCompressedWriter(w http.ResponseWriter, r *http.Request) *compressedWriter {
 	w.Header().Add("Vary", "Accept-Encoding")

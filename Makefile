@@ -54,7 +54,8 @@ FUZZ_TIME ?= 5s
 FUZZ := internal/receive:FuzzDecodeRemoteWriteV1 internal/receive:FuzzDecodeRemoteWriteV2 \
 	internal/receive:FuzzOTLPHandler internal/storeapi/writepb:FuzzWritepbUnmarshal \
 	internal/storeapi/storepb:FuzzUnmarshalFast internal/block:FuzzDecodeMeta \
-	internal/queryapi:FuzzQueryAPI internal/tsdbstore:FuzzSeriesRequest internal/bucketstore:FuzzIndexHeader
+	internal/queryapi:FuzzQueryAPI internal/tsdbstore:FuzzSeriesRequest internal/bucketstore:FuzzIndexHeader \
+	internal/xorchunk:FuzzAppend
 
 test-fuzz:
 	@for f in $(FUZZ); do \

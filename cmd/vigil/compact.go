@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -34,6 +35,7 @@ type compactConfig struct {
 	retRaw, ret5m, ret1h              *time.Duration
 	compactConc, downsampleConc       *int
 	fetchConc, filesConc              *int
+	keepLocal                         *units.Base2Bytes
 	replicaLabels                     *[]string
 	dedupFunc, hashFunc               *string
 	relabelFile, relabelContent       *string
@@ -46,7 +48,7 @@ func registerCompact(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd.Flag("http-address", "Listen host:port for HTTP endpoints (/metrics, /-/healthy, /-/ready).").Default("0.0.0.0:10902").StringVar(&cfg.http.Address)
 	cmd.Flag("http.config", "Path to an exporter-toolkit web config file (TLS, basic auth) for the HTTP server.").Default("").StringVar(&cfg.http.TLSConfig)
 	cfg.httpGrace = durationFlag(cmd, "http-grace-period", "Time to wait after an interrupt for HTTP requests to finish.", "2m")
-	cfg.dataDir = cmd.Flag("data-dir", "Work directory for blocks being compacted (compact/) and downsampled (downsample/); emptied at every iteration.").Default("./data").String()
+	cfg.dataDir = cmd.Flag("data-dir", "Work directory for blocks being compacted (compact/), downsampled (downsample/) and kept for reuse (local/); emptied at every iteration.").Default("./data").String()
 	cfg.wait = cmd.Flag("wait", "Keep running and repeat every --wait-interval; without it one iteration runs and the process exits.").Short('w').Default("false").Bool()
 	cfg.waitInterval = durationFlag(cmd, "wait-interval", "Time between iterations with --wait.", "5m")
 	cfg.cleanupInterval = durationFlag(cmd, "compact.cleanup-interval", "With --wait, also delete marked blocks and aborted partial uploads this often between iterations (0 = only at the end of iterations).", "5m")
@@ -59,6 +61,8 @@ func registerCompact(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.noDownsampling = cmd.Flag("downsampling.disable", "Do not downsample (raw blocks ≥40h to 5m, 5m blocks ≥10d to 1h).").Default("false").Bool()
 	cfg.compactConc = cmd.Flag("compact.concurrency", "Groups compacted in parallel (0 = GOMAXPROCS, one per CPU).").Default("0").Int()
 	cfg.downsampleConc = cmd.Flag("downsample.concurrency", "Blocks downsampled in parallel (0 = GOMAXPROCS, one per CPU).").Default("0").Int()
+	cfg.keepLocal = cmd.Flag("compact.keep-local-size", "Disk space under --data-dir/local for blocks made in an iteration, kept for the next compaction level and for downsampling "+
+		"instead of being downloaded again (0 = download every time).").Default("4GB").Bytes()
 	cfg.fetchConc = cmd.Flag("compact.blocks-fetch-concurrency", "Blocks of one compaction downloaded in parallel.").Default("1").Int()
 	cfg.filesConc = cmd.Flag("block-files-concurrency", "Files of one block downloaded in parallel.").Default("1").Int()
 	cfg.replicaLabels = cmd.Flag("deduplication.replica-label", "External label that tells replicas apart; repeatable or comma-separated. "+
@@ -95,7 +99,7 @@ func runCompact(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		DataDir: *cfg.dataDir, ConsistencyDelay: *cfg.consistency, DeleteDelay: *cfg.deleteDelay,
 		MinTime: cfg.minTime.Millis(now, cliflag.MinTimeDefault), MaxTime: cfg.maxTime.Millis(now, cliflag.MaxTimeDefault),
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), EnableVerticalCompaction: *cfg.vertical, DedupFunc: *cfg.dedupFunc,
-		CompactConcurrency: *cfg.compactConc, DownsampleConcurrency: *cfg.downsampleConc,
+		CompactConcurrency: *cfg.compactConc, DownsampleConcurrency: *cfg.downsampleConc, KeepLocalBytes: int64(*cfg.keepLocal),
 		BlocksFetchConcurrency: *cfg.fetchConc, BlockFilesConcurrency: *cfg.filesConc,
 		DisableDownsampling: *cfg.noDownsampling,
 		RetentionRaw:        *cfg.retRaw, Retention5m: *cfg.ret5m, Retention1h: *cfg.ret1h,

@@ -57,6 +57,7 @@ type Compactor struct {
 	tsdbMetrics *tsdb.CompactorMetrics
 	dedupFunc   *dedup.Func // replica dedup merge, when replica labels are configured
 	syncer      *syncer
+	local       *localBlocks // blocks made in this iteration, kept for reuse
 
 	// mu serialises iterations and cleanups.
 	mu sync.Mutex
@@ -86,6 +87,7 @@ func New(bkt objstore.Bucket, cfg Config, logger *slog.Logger, reg prometheus.Re
 		c.dedupFunc = &fn
 	}
 	c.syncer = &syncer{c: c, fetcher: block.NewFetcher(bkt, logger, cfg.MetaFetchConcurrency)}
+	c.local = newLocalBlocks(filepath.Join(cfg.DataDir, localDirname), cfg.KeepLocalBytes)
 	return c, nil
 }
 
@@ -122,6 +124,14 @@ func (c *Compactor) Iteration(ctx context.Context) (err error) {
 			return fmt.Errorf("clean work directory: %w", err)
 		}
 	}
+	if err := c.local.reset(); err != nil {
+		return err
+	}
+	defer func() {
+		if err := c.local.reset(); err != nil {
+			c.logger.Warn("cannot remove local blocks", "err", err)
+		}
+	}()
 	st, err := c.syncer.sync(ctx)
 	if err != nil {
 		return err

@@ -36,7 +36,7 @@ const (
 // concurrencies means what the corresponding Thanos flag default means, see the field
 // comments.
 type Config struct {
-	// DataDir holds the work directories compact/ and downsample/ (emptied at the start
+	// DataDir holds the work directories compact/, downsample/ and local/ (emptied at the start
 	// of every iteration).
 	DataDir string
 
@@ -81,6 +81,11 @@ type Config struct {
 	BlockFilesConcurrency int
 	// MetaFetchConcurrency is how many blocks are synced at once (0 = 32).
 	MetaFetchConcurrency int
+
+	// KeepLocalBytes bounds the blocks made in an iteration that are kept on local disk
+	// under DataDir/local for the next compaction level and for downsampling, instead of
+	// being downloaded again (--compact.keep-local-size; 0 keeps none).
+	KeepLocalBytes int64
 
 	// DisableDownsampling turns downsampling off (--downsampling.disable).
 	DisableDownsampling bool
@@ -174,6 +179,9 @@ func (c *Config) Validate() error {
 		if c.Ranges[i] <= c.Ranges[i-1] {
 			return errors.New("compactor: compaction ranges must increase")
 		}
+	}
+	if c.KeepLocalBytes < 0 {
+		return errors.New("compactor: --compact.keep-local-size must not be negative")
 	}
 	if c.CompactConcurrency < 0 || c.DownsampleConcurrency < 0 {
 		return errors.New("compactor: --compact.concurrency and --downsample.concurrency must not be negative")

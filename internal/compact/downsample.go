@@ -107,25 +107,40 @@ func (c *Compactor) downsamplePass(ctx context.Context, st *syncResult, from, to
 	return errors.Join(errs...)
 }
 
-// downsampleBlock downloads one block, downsamples it and uploads the result.
+// downsampleSource returns the directory of block b to downsample: the copy kept since
+// this iteration made it, or else a download into dir, verified.
+func (c *Compactor) downsampleSource(ctx context.Context, b *blockInfo, dir string) (string, error) {
+	if src, ok := c.local.path(b.id()); ok {
+		c.metrics.localBlocksUsed.Inc()
+		return src, nil
+	}
+	n, err := downloadBlock(ctx, c.bkt, b.meta, dir, c.cfg.BlockFilesConcurrency)
+	c.metrics.bytesDownloaded.Add(float64(n))
+	if err != nil {
+		return "", err
+	}
+	if err := block.VerifyIndex(ctx, dir, b.meta.MinTime, b.meta.MaxTime); err != nil {
+		return "", fmt.Errorf("block %s: %w", b.id(), err)
+	}
+	return dir, nil
+}
+
+// downsampleBlock downsamples one block (kept locally or downloaded) and uploads the
+// result.
 func (c *Compactor) downsampleBlock(ctx context.Context, b *blockInfo, to int64) error {
 	dir := filepath.Join(c.cfg.DataDir, downsampleDirname, b.id().String())
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("clean work directory: %w", err)
 	}
 	defer func() {
+		c.local.drop(b.id()) // no later step of this iteration reads it
 		if err := os.RemoveAll(dir); err != nil {
 			c.logger.Warn("cannot remove work directory", "dir", dir, "err", err)
 		}
 	}()
-	src := filepath.Join(dir, "src")
-	n, err := downloadBlock(ctx, c.bkt, b.meta, src, c.cfg.BlockFilesConcurrency)
-	c.metrics.bytesDownloaded.Add(float64(n))
+	src, err := c.downsampleSource(ctx, b, filepath.Join(dir, "src"))
 	if err != nil {
 		return err
-	}
-	if err := block.VerifyIndex(ctx, src, b.meta.MinTime, b.meta.MaxTime); err != nil {
-		return fmt.Errorf("block %s: %w", b.id(), err)
 	}
 	out := filepath.Join(dir, "out")
 	if err := os.MkdirAll(out, 0o755); err != nil {

@@ -136,6 +136,10 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 	eg.SetLimit(c.cfg.BlocksFetchConcurrency)
 	for i, b := range p.blocks {
 		dirs[i] = filepath.Join(dir, b.id().String())
+		if c.local.take(b.id(), dirs[i]) {
+			c.metrics.localBlocksUsed.Inc()
+			continue // made by this compactor in this iteration and verified before its upload
+		}
 		eg.Go(func() error {
 			n, err := downloadBlock(ectx, c.bkt, b.meta, dirs[i], c.cfg.BlockFilesConcurrency)
 			c.metrics.bytesDownloaded.Add(float64(n))
@@ -191,6 +195,7 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 		return nil, fmt.Errorf("upload compacted block: %w", err)
 	}
 	c.metrics.bytesUploaded.Add(float64(uploadedBytes(newDir)))
+	c.local.keep(meta.ULID, newDir)
 	kind := "horizontal"
 	if p.overlapping {
 		kind = "vertical"

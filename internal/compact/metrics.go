@@ -31,6 +31,7 @@ type metrics struct {
 	partialDeleted                     prometheus.Counter
 
 	bytesUploaded, bytesDownloaded prometheus.Counter
+	localBlocksUsed                prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -76,5 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Bytes of compacted and downsampled blocks uploaded."}),
 		bytesDownloaded: f.NewCounter(prometheus.CounterOpts{Name: "vigil_compact_downloaded_bytes_total",
 			Help: "Bytes of blocks downloaded for compaction and downsampling."}),
+		localBlocksUsed: f.NewCounter(prometheus.CounterOpts{Name: "vigil_compact_local_blocks_used_total",
+			Help: "Blocks read from the local copy kept since this compactor made them, instead of downloaded (--compact.keep-local-size)."}),
 	}
 }

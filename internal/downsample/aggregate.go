@@ -92,8 +92,14 @@ func (w *window) reset() {
 func (w *window) add(v float64) {
 	w.count++
 	w.sum += v
-	w.min = math.Min(w.min, v)
-	w.max = math.Max(w.max, v)
+	// Plain comparisons: NaNs never get here, and math.Min/Max's care for them and for
+	// the sign of zero is measurable in this per-sample loop.
+	if v < w.min {
+		w.min = v
+	}
+	if v > w.max {
+		w.max = v
+	}
 	switch {
 	case !w.counterInitialized:
 		w.counter, w.counterInitialized = v, true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/tombstones"
 
 	"github.com/vigilhq/vigil/internal/block"
+	"github.com/vigilhq/vigil/internal/xorchunk"
 )
 
 // tmpSuffix marks a block directory that is still being written (as Prometheus does).
@@ -282,6 +284,8 @@ func readChunk(cr tsdb.ChunkReader, m chunks.Meta) (chunkenc.Chunk, error) {
 type rawReader struct {
 	samples []Sample
 	it      chunkenc.Iterator
+	ts      []int64   // XOR chunks are decoded in bulk into ts and vs (xorchunk)
+	vs      []float64 // and copied into samples
 }
 
 // read returns the float samples of series ref sorted by time without duplicates,
@@ -297,6 +301,12 @@ func (r *rawReader) read(cr tsdb.ChunkReader, tombs tombstones.Reader, ref stora
 		chk, iterable, err := cr.ChunkOrIterable(m)
 		if err != nil {
 			return nil, fmt.Errorf("read chunk %d [%d, %d]: %w", m.Ref, m.MinTime, m.MaxTime, err)
+		}
+		if chk != nil && chk.Encoding() == chunkenc.EncXOR {
+			if sorted, err = r.appendXOR(chk.Bytes(), deleted, sorted); err != nil {
+				return nil, fmt.Errorf("decode chunk %d [%d, %d]: %w", m.Ref, m.MinTime, m.MaxTime, err)
+			}
+			continue
 		}
 		if chk != nil {
 			r.it = chk.Iterator(r.it)
@@ -330,6 +340,30 @@ func (r *rawReader) read(cr tsdb.ChunkReader, tombs tombstones.Reader, ref stora
 		r.samples = slices.CompactFunc(r.samples, func(a, b Sample) bool { return a.T == b.T })
 	}
 	return r.samples, nil
+}
+
+// appendXOR appends the samples of XOR chunk b that deleted does not cover, and
+// reports whether the samples are still sorted.
+func (r *rawReader) appendXOR(b []byte, deleted tombstones.Intervals, sorted bool) (bool, error) {
+	var err error
+	if r.ts, r.vs, err = xorchunk.Append(r.ts[:0], r.vs[:0], b); err != nil {
+		return sorted, err
+	}
+	prev := int64(math.MinInt64)
+	if n := len(r.samples); n > 0 {
+		prev = r.samples[n-1].T
+	}
+	for i, t := range r.ts {
+		if len(deleted) > 0 && isDeleted(deleted, t) {
+			continue
+		}
+		if t <= prev {
+			sorted = false
+		}
+		prev = t
+		r.samples = append(r.samples, Sample{t, r.vs[i]})
+	}
+	return sorted, nil
 }
 
 func isDeleted(ivs tombstones.Intervals, t int64) bool {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Errors of Append.
@@ -58,6 +59,7 @@ func Append(ts []int64, vs []float64, b []byte) ([]int64, []float64, error) {
 	if num == 0 {
 		return ts, vs, nil
 	}
+	ts, vs = slices.Grow(ts, num), slices.Grow(vs, num)
 	b = b[2:]
 	t, k := binary.Varint(b)
 	if k <= 0 || len(b) < k+8 {

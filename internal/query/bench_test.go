@@ -31,35 +31,44 @@ func perSeries(b *testing.B, seriesPerOp int, body func()) {
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/n, "allocs/series")
 }
 
-// BenchmarkMergeStream measures the proxy end to end over loopback gRPC: two endpoints
-// with 10k series of one 120-sample chunk each, merged by the k-way merge.
+// BenchmarkMergeStream measures the proxy end to end over loopback gRPC, merged by the
+// k-way merge: two replica endpoints with 10k series of one 120-sample chunk each, and
+// a fan-out to 32 endpoints (shards) of 1000 series each.
 func BenchmarkMergeStream(b *testing.B) {
-	const perEndpoint = 10_000
 	chk := []*storepb.AggrChunk{xorChunk(b, genSamples(0, 119*15_000, 15_000, tenth, nil))}
-	var fakes []*fakeStore
-	for _, r := range []string{"a", "b"} {
-		ss := make([]fakeSeries, perEndpoint)
-		for i := range ss {
-			ss[i] = fakeSeries{lset: labels.FromStrings("__name__", "m", "i", fmt.Sprintf("%06d", i)), chunks: chk}
-		}
-		fakes = append(fakes, newFakeStore(labels.FromStrings("replica", r), ss...))
+	for _, c := range []struct {
+		name                 string
+		endpoints, perSeries int
+		label                string
+	}{{"2x10k-replicas", 2, 10_000, "replica"}, {"32x1k-shards", 32, 1000, "shard"}} {
+		b.Run(c.name, func(b *testing.B) {
+			var fakes []*fakeStore
+			for e := range c.endpoints {
+				ss := make([]fakeSeries, c.perSeries)
+				for i := range ss {
+					ss[i] = fakeSeries{lset: labels.FromStrings("__name__", "m", "i", fmt.Sprintf("%06d", i)), chunks: chk}
+				}
+				fakes = append(fakes, newFakeStore(labels.FromStrings(c.label, fmt.Sprintf("%02d", e)), ss...))
+			}
+			p, _ := proxyOver(b, 0, fakes...)
+			req := seriesReq(eq("__name__", "m"))
+			total := c.endpoints * c.perSeries
+			perSeries(b, total, func() {
+				m, err := p.Series(context.Background(), req, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for m.Next() {
+					n += len(m.At().Sources)
+				}
+				m.Close()
+				if n != total || m.Err() != nil {
+					b.Fatalf("merged %d series, err %v", n, m.Err())
+				}
+			})
+		})
 	}
-	p, _ := proxyOver(b, 0, fakes...)
-	req := seriesReq(eq("__name__", "m"))
-	perSeries(b, 2*perEndpoint, func() {
-		m, err := p.Series(context.Background(), req, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for m.Next() {
-			n += len(m.At().Sources)
-		}
-		m.Close()
-		if n != 2*perEndpoint || m.Err() != nil {
-			b.Fatalf("merged %d series, err %v", n, m.Err())
-		}
-	})
 }
 
 // BenchmarkSelectDedup measures the querier without PromQL: Select over two replicas

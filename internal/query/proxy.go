@@ -1,6 +1,7 @@
 package query
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,7 @@ type endpointStream struct {
 	hedged   string
 	answered func()
 	told     bool // answered was called (pump goroutine only)
+	idx      int  // position in MergeStream.streams
 }
 
 // markAnswered tells the hedger, once, that the endpoint answered.
@@ -140,7 +142,7 @@ func (p *Proxy) Series(ctx context.Context, req *storepb.SeriesRequest, storeMat
 		}
 	}
 	for i, ep := range eps {
-		es := &endpointStream{addr: ep.Addr, ch: make(chan frame, frameBuffer), answered: func() { m.hedger.answer(i) }}
+		es := &endpointStream{addr: ep.Addr, ch: make(chan frame, frameBuffer), answered: func() { m.hedger.answer(i) }, idx: i}
 		m.streams = append(m.streams, es)
 		m.wg.Add(1)
 		go func() {
@@ -225,6 +227,8 @@ type MergeStream struct {
 	abort    bool
 	started  bool
 	cur      MergedSeries
+	heap     streamHeap        // the streams with a current series
+	same     []*endpointStream // scratch: the streams of the current merged series
 	warnings []string
 	err      error
 }
@@ -237,30 +241,14 @@ func (m *MergeStream) Next() bool {
 	if !m.started {
 		m.started = true
 		for _, s := range m.streams {
-			m.advance(s)
+			if m.advance(s) {
+				m.heap = append(m.heap, s)
+			}
 		}
+		heap.Init(&m.heap)
 	}
-	var minLabels []*storepb.Label
-	for _, s := range m.streams {
-		if !s.done && (minLabels == nil || storeapi.CompareLabels(s.cur.Labels, minLabels) < 0) {
-			minLabels = s.cur.Labels
-		}
-	}
-	if m.err != nil || minLabels == nil {
+	if m.err != nil || !m.nextFromHeap() {
 		return false
-	}
-	m.cur.Labels = minLabels
-	m.cur.Sources = m.cur.Sources[:0]
-	for _, s := range m.streams {
-		if s.done || storeapi.CompareLabels(s.cur.Labels, minLabels) != 0 {
-			continue
-		}
-		chunks := s.cur.Chunks
-		// A series may be split over consecutive frames of one endpoint.
-		for m.advance(s) && storeapi.CompareLabels(s.cur.Labels, minLabels) == 0 {
-			chunks = append(chunks, s.cur.Chunks...)
-		}
-		m.cur.Sources = append(m.cur.Sources, chunks)
 	}
 	return m.err == nil
 }

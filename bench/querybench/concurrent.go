@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -235,14 +234,6 @@ type phase struct {
 
 func (p phase) qps() float64 { return float64(p.ok) / p.wall.Seconds() }
 
-// loadClient keeps up to clients connections open to one host.
-func loadClient(clients int) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = clients
-	tr.MaxConnsPerHost = 0
-	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}
-}
-
 // runLoad sends the mix from clients goroutines for d and measures.
 func runLoad(ctx context.Context, hc *http.Client, t target, mix []loadQuery, clients int, d time.Duration, measure bool) phase {
 	var (
@@ -250,7 +241,7 @@ func runLoad(ctx context.Context, hc *http.Client, t target, mix []loadQuery, cl
 		res phase
 		wg  sync.WaitGroup
 	)
-	cpu0 := procCPU(t.proc)
+	cpu0 := t.proc.CPUSeconds()
 	if measure {
 		t.proc.ResetPeak()
 	}
@@ -269,7 +260,7 @@ func runLoad(ctx context.Context, hc *http.Client, t target, mix []loadQuery, cl
 				for k, v := range t.extra {
 					params[k] = v
 				}
-				took, err := getWith(ctx, hc, t.url+"/api/v1/query_range?"+params.Encode())
+				took, err := benchkit.Time(ctx, hc, t.url+"/api/v1/query_range?"+params.Encode())
 				mu.Lock()
 				if err != nil {
 					res.errs++
@@ -286,7 +277,7 @@ func runLoad(ctx context.Context, hc *http.Client, t target, mix []loadQuery, cl
 	}
 	wg.Wait()
 	res.wall = time.Since(began)
-	res.cpu = procCPU(t.proc) - cpu0
+	res.cpu = t.proc.CPUSeconds() - cpu0
 	res.rssPeakKB = t.proc.Mem().HWM
 	return res
 }
@@ -305,7 +296,7 @@ func concurrentMode(ctx context.Context, o options, m benchkit.Manifest, a targe
 	for _, q := range mix[:min(len(mix), 6)] {
 		fmt.Printf("  %-26s %s (step %ss)\n", q.name, q.params.Get("query"), q.params.Get("step"))
 	}
-	hc := loadClient(c.clients)
+	hc := benchkit.LoadClient(c.clients)
 	// Answers must agree before anything is timed.
 	for _, q := range mix {
 		for _, b := range others {
@@ -327,11 +318,11 @@ func concurrentMode(ctx context.Context, o options, m benchkit.Manifest, a targe
 			}
 			var restCPU float64
 			for _, p := range rest {
-				restCPU -= procCPU(p)
+				restCPU -= p.CPUSeconds()
 			}
 			p := runLoad(ctx, hc, t, mix, c.clients, c.duration, true)
 			for _, p := range rest {
-				restCPU += procCPU(p)
+				restCPU += p.CPUSeconds()
 			}
 			if prof != nil {
 				if err := <-prof; err != nil {
@@ -343,7 +334,7 @@ func concurrentMode(ctx context.Context, o options, m benchkit.Manifest, a targe
 			}
 			results[t.name] = append(results[t.name], p)
 			fmt.Fprintf(tw, "%d\t%s\t%.1f\t%s\t%s\t%d\t%.2fms\t%.0f MiB\t%.2fms\t\n", r+1, t.name, p.qps(),
-				benchkit.FmtDur(pct(p.lat, 50)), benchkit.FmtDur(pct(p.lat, 99)), p.errs,
+				benchkit.FmtDur(benchkit.Percentile(p.lat, 50)), benchkit.FmtDur(benchkit.Percentile(p.lat, 99)), p.errs,
 				1000*p.cpu/float64(max(p.ok, 1)), float64(p.rssPeakKB)/1024, 1000*restCPU/float64(max(p.ok, 1)))
 			if p.firstErr != "" {
 				fmt.Fprintf(tw, "\t\tfirst error: %.200s\t\t\t\t\t\t\t\n", p.firstErr)
@@ -365,15 +356,15 @@ func concurrentMode(ctx context.Context, o options, m benchkit.Manifest, a targe
 	}
 	for _, t := range others[1:] {
 		q, c, l, e := sum(results[t.name])
-		fmt.Printf("%s: %.1f q/s, p50 %s, p99 %s, %.2f ms CPU/query, %d errors\n", t.name, q, benchkit.FmtDur(pct(l, 50)), benchkit.FmtDur(pct(l, 99)), c, e)
+		fmt.Printf("%s: %.1f q/s, p50 %s, p99 %s, %.2f ms CPU/query, %d errors\n", t.name, q, benchkit.FmtDur(benchkit.Percentile(l, 50)), benchkit.FmtDur(benchkit.Percentile(l, 99)), c, e)
 	}
 	qa, ca, la, ea := sum(results[a.name])
 	qb, cb, lb, eb := sum(results[b.name])
 	fmt.Printf("\nall rounds: vigil %.1f q/s, p50 %s, p99 %s, %.2f ms CPU/query, %d errors; thanos %.1f q/s, p50 %s, p99 %s, %.2f ms CPU/query, %d errors\n",
-		qa, benchkit.FmtDur(pct(la, 50)), benchkit.FmtDur(pct(la, 99)), ca, ea,
-		qb, benchkit.FmtDur(pct(lb, 50)), benchkit.FmtDur(pct(lb, 99)), cb, eb)
+		qa, benchkit.FmtDur(benchkit.Percentile(la, 50)), benchkit.FmtDur(benchkit.Percentile(la, 99)), ca, ea,
+		qb, benchkit.FmtDur(benchkit.Percentile(lb, 50)), benchkit.FmtDur(benchkit.Percentile(lb, 99)), cb, eb)
 	fmt.Printf("vigil / thanos: %.2f× q/s, %.2f× CPU per query, p99 %.2f×\n", qa/qb, ca/cb,
-		float64(pct(la, 99))/float64(pct(lb, 99)))
+		float64(benchkit.Percentile(la, 99))/float64(benchkit.Percentile(lb, 99)))
 	return nil
 }
 
@@ -408,67 +399,6 @@ func sameAnswer(ctx context.Context, q loadQuery, a, b target) error {
 		return fmt.Errorf("%s: %s vs %s: %s", q.name, a.name, b.name, d)
 	}
 	return nil
-}
-
-// getWith is benchkit.Get on another client, returning only the time.
-func getWith(ctx context.Context, hc *http.Client, u string) (time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, err
-	}
-	began := time.Now()
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var buf [32 << 10]byte
-	var head []byte
-	for {
-		n, err := resp.Body.Read(buf[:])
-		if len(head) < 300 {
-			head = append(head, buf[:min(n, 300)]...)
-		}
-		if err != nil {
-			break
-		}
-	}
-	took := time.Since(began)
-	if resp.StatusCode != http.StatusOK {
-		return took, fmt.Errorf("HTTP %d: %.300s", resp.StatusCode, head)
-	}
-	return took, nil
-}
-
-// procCPU returns the process's user+system CPU seconds from /proc/PID/stat.
-func procCPU(p *benchkit.Proc) float64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Cmd.Process.Pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	s := string(b)
-	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fs) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(fs[11], 64)
-	st, _ := strconv.ParseFloat(fs[12], 64)
-	return (ut + st) / clockTicks
-}
-
-// clockTicks is USER_HZ, 100 on every Linux platform Go supports.
-const clockTicks = 100
-
-// pct returns the p-th percentile (nearest rank) of ds.
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(p / 100 * float64(len(s)))
-	return s[min(i, len(s)-1)]
 }
 
 // cpuProfile saves a CPU profile of t's process taken over d.

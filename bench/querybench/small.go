@@ -49,7 +49,7 @@ func smallMode(ctx context.Context, o options, m benchkit.Manifest, a target, ot
 		hdr += t.name + " p50\t" + t.name + "/prom\t" + t.name + " CPU/q\t"
 	}
 	fmt.Fprintln(tw, hdr)
-	hc := loadClient(1)
+	hc := benchkit.LoadClient(1)
 	targets := append([]target{a, b, prom}, others[1:]...)
 	for _, q := range smallQueries(m) {
 		if !o.only.MatchString(q.name) {
@@ -81,7 +81,7 @@ func smallMode(ctx context.Context, o options, m benchkit.Manifest, a target, ot
 			}
 			for j, t := range targets {
 				if i == 3 {
-					cpu[j] -= procCPU(t.proc)
+					cpu[j] -= t.proc.CPUSeconds()
 				}
 				params := url.Values{}
 				for k, v := range q.params {
@@ -90,7 +90,7 @@ func smallMode(ctx context.Context, o options, m benchkit.Manifest, a target, ot
 				for k, v := range t.extra {
 					params[k] = v
 				}
-				took, err := getWith(ctx, hc, t.url+"/api/v1/query_range?"+params.Encode())
+				took, err := benchkit.Time(ctx, hc, t.url+"/api/v1/query_range?"+params.Encode())
 				if err != nil {
 					return fmt.Errorf("%s via %s: %w", q.name, t.name, err)
 				}
@@ -98,7 +98,7 @@ func smallMode(ctx context.Context, o options, m benchkit.Manifest, a target, ot
 					lat[j] = append(lat[j], took)
 				}
 				if i == runs+2 {
-					cpu[j] += procCPU(t.proc)
+					cpu[j] += t.proc.CPUSeconds()
 				}
 			}
 		}

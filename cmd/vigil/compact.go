@@ -94,6 +94,7 @@ func runCompact(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	if *cfg.wait && *cfg.waitInterval <= 0 {
 		return fmt.Errorf("--wait-interval must be positive, got %s", *cfg.waitInterval)
 	}
+	logger.Info("garbage collector target", "gogc", compact.SetGC())
 	now := time.Now()
 	ccfg := compact.Config{
 		DataDir: *cfg.dataDir, ConsistencyDelay: *cfg.consistency, DeleteDelay: *cfg.deleteDelay,

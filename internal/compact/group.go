@@ -173,7 +173,7 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 		return nil, c.markEmpty(ctx, p.blocks)
 	}
 	newDir := filepath.Join(dir, ids[0].String())
-	meta, err := c.finishMeta(newDir, g, p.blocks)
+	meta, err := c.finishMeta(newDir, g, p)
 	if err != nil {
 		return nil, err
 	}
@@ -218,13 +218,22 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 // the process's resident set until the compaction ends.
 type fileChunksPopulator struct{ dir string }
 
+// Read buffers of one compaction's sources (see fileChunksPopulator.PopulateBlock).
+const (
+	compactionReadAhead = 4 << 20
+	minReadAhead        = 64 << 10
+)
+
 func (p fileChunksPopulator) PopulateBlock(ctx context.Context, metrics *tsdb.CompactorMetrics, logger *slog.Logger, pool chunkenc.Pool,
 	merge storage.VerticalChunkSeriesMergeFunc, blocks []tsdb.BlockReader, meta *tsdb.BlockMeta, indexw tsdb.IndexWriter,
 	chunkw tsdb.ChunkWriter, postings tsdb.IndexReaderPostingsFunc,
 ) error {
+	// The sources are read side by side: share compactionReadAhead among them, so that
+	// compacting 24 blocks at once (completeWindow) holds no more read buffers than 4.
+	readAhead := max(minReadAhead, compactionReadAhead/len(blocks))
 	wrapped := make([]tsdb.BlockReader, len(blocks))
 	for i, b := range blocks {
-		wrapped[i] = downsample.WithFileChunks(b, filepath.Join(p.dir, b.Meta().ULID.String()), pool)
+		wrapped[i] = downsample.WithFileChunks(b, filepath.Join(p.dir, b.Meta().ULID.String()), pool, min(readAhead, downsample.DefaultReadAhead))
 	}
 	return tsdb.DefaultBlockPopulator{}.PopulateBlock(ctx, metrics, logger, pool, merge, wrapped, meta, indexw, chunkw, postings)
 }
@@ -252,7 +261,8 @@ func (c *Compactor) checkBlock(ctx context.Context, dir string, m *block.Meta) e
 // finishMeta turns the meta.json Prometheus wrote for the compacted block into a
 // Thanos one: the group's labels and resolution, source compactor, the segment files
 // and the first source's extensions (opaque to Vigil). The tombstones file is removed.
-func (c *Compactor) finishMeta(dir string, g *group, sources []*blockInfo) (*block.Meta, error) {
+func (c *Compactor) finishMeta(dir string, g *group, p plan) (*block.Meta, error) {
+	sources := p.blocks
 	if err := os.Remove(filepath.Join(dir, block.TombstonesFilename)); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("remove tombstones: %w", err)
 	}
@@ -275,6 +285,8 @@ func (c *Compactor) finishMeta(dir string, g *group, sources []*blockInfo) (*blo
 			break
 		}
 	}
+	// Skipped levels: the block gets the level it would have reached through them.
+	m.Compaction.Level = max(m.Compaction.Level, p.level)
 	m.Thanos = block.ThanosMeta{
 		Version:      block.ThanosVersion1,
 		Labels:       g.labels.Map(),

@@ -12,10 +12,11 @@ import (
 	"github.com/vigilhq/vigil/internal/block"
 )
 
-// TestLocalBlocksReused compacts 48h of 2h blocks (and one more) into 8h blocks, those into a 2d block,
-// and downsamples it, with and without kept local blocks. Keeping them must change
-// nothing in the bucket but what is downloaded: the 8h blocks and the 2d block are read
-// from disk, and nothing is left under data-dir/local afterwards.
+// TestLocalBlocksReused compacts 40h of 2h blocks (a 2d window that is not complete, but
+// ends before newer blocks) into 8h blocks, those into one 40h block, and downsamples
+// it, with and without kept local blocks. Keeping them must change nothing in the bucket
+// but what is downloaded: the 8h blocks and the 40h block are read from disk, and
+// nothing is left under data-dir/local afterwards.
 func TestLocalBlocksReused(t *testing.T) {
 	ctx := context.Background()
 	sp := func(i int64) spec {
@@ -25,8 +26,10 @@ func TestLocalBlocksReused(t *testing.T) {
 	run := func(keep int64) (*Compactor, objstore.Bucket) {
 		bkt := objstore.NewInMemBucket()
 		var specs []spec
-		for i := range int64(25) { // the newest 2h block lets the first 2d range close
-
+		for i := range int64(26) {
+			if i >= 20 && i < 24 {
+				continue // hours 40-48 are missing; blocks 24 and 25 start the next 2d window
+			}
 			specs = append(specs, sp(i))
 			upload(t, bkt, sp(i))
 		}
@@ -38,13 +41,13 @@ func TestLocalBlocksReused(t *testing.T) {
 		for _, m := range visible(t, bkt) {
 			if m.Thanos.Downsample.Resolution == block.ResolutionRaw {
 				raw = append(raw, m)
-				if m.MaxTime-m.MinTime == 48*hour {
+				if m.MaxTime-m.MinTime == 40*hour {
 					twoDays = append(twoDays, m)
 				}
 			}
 		}
-		if len(raw) != 2 || len(twoDays) != 1 {
-			t.Fatalf("keep=%d: raw blocks %v, want a 2d block and the newest 2h block", keep, describeMetas(raw))
+		if len(raw) != 3 || len(twoDays) != 1 {
+			t.Fatalf("keep=%d: raw blocks %v, want a 40h block and the two newest 2h blocks", keep, describeMetas(raw))
 		}
 		equalSeries(t, readSeries(t, bkt, raw), expectSeries(specs...))
 		if entries, err := os.ReadDir(filepath.Join(c.cfg.DataDir, localDirname)); err == nil && len(entries) > 0 {
@@ -57,10 +60,10 @@ func TestLocalBlocksReused(t *testing.T) {
 	with, bktWith := run(1 << 30)
 	tiny, _ := run(1)
 
-	// 6 compactions of four 2h blocks, then one of the six 8h blocks, which are reused,
-	// and the 2d block is reused by downsampling.
-	if got := testutil.ToFloat64(with.metrics.localBlocksUsed); got != 7 {
-		t.Errorf("local blocks used = %v, want 7 (six 8h blocks, the 2d block)", got)
+	// 5 compactions of four 2h blocks, then one of the five 8h blocks, which are reused,
+	// and the 40h block is reused by downsampling.
+	if got := testutil.ToFloat64(with.metrics.localBlocksUsed); got != 6 {
+		t.Errorf("local blocks used = %v, want 6 (five 8h blocks, the 40h block)", got)
 	}
 	for name, c := range map[string]*Compactor{"without": without, "tiny limit": tiny} {
 		if got := testutil.ToFloat64(c.metrics.localBlocksUsed); got != 0 {

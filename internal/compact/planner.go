@@ -12,6 +12,9 @@ type plan struct {
 	blocks []*blockInfo
 	// overlapping is set when blocks overlap in time: a vertical compaction.
 	overlapping bool
+	// level is the least compaction level of the result: that of the range it fills when
+	// levels are skipped (completeWindow), 0 otherwise.
+	level int
 }
 
 // sortByMinTime orders blocks by minTime, then maxTime, then ULID.
@@ -50,7 +53,8 @@ func cmpInt(a, b int64) int {
 //     least two blocks, none with compaction.failed, and that either spans exactly r or
 //     ends at or before the minTime of the newest remaining block, is returned.
 //     No-compact blocks split a window into runs of adjacent compactable blocks, so the
-//     output never straddles a block it leaves out.
+//     output never straddles a block it leaves out. Before that, a window of a larger
+//     range that its blocks already span whole is compacted in one step (completeWindow).
 //  4. Otherwise a block at least ranges[len/2] long with tombstones on more than 5% of
 //     its series is rewritten on its own.
 //
@@ -70,6 +74,9 @@ func planGroup(ranges []int64, blocks []*blockInfo, vertical bool) (plan, error)
 	}
 	// Leave out the newest block: it may still be joined by blocks of its range.
 	rest := blocks[:len(blocks)-1]
+	if sel, level := completeWindow(ranges, rest); len(sel) > 0 {
+		return plan{blocks: sel, level: level}, nil
+	}
 	if sel := selectWindow(ranges, rest); len(sel) > 0 {
 		return plan{blocks: sel}, nil
 	}
@@ -117,6 +124,35 @@ func selectWindow(ranges []int64, blocks []*blockInfo) []*blockInfo {
 		}
 	}
 	return nil
+}
+
+// maxSkipLevelBlocks bounds the blocks completeWindow compacts at once: a 2d window of
+// 2h blocks (24) qualifies, a 14d window of them (168 sources open at once) does not.
+const maxSkipLevelBlocks = 32
+
+// completeWindow returns, for the largest range that has one, the first run of at least
+// two compactable blocks that spans a whole aligned window and holds at most
+// maxSkipLevelBlocks blocks. When a backlog of small blocks already covers a large
+// window (a compactor catching up after downtime, or a bucket filled by a backfill),
+// compacting it in one step writes, uploads and downloads every sample once instead of
+// once per level; the result is the block the levels would have ended with, and level
+// is its compaction level (range i of DefaultRanges is level i: 2h 1, 8h 2, 2d 3, 14d 4).
+func completeWindow(ranges []int64, blocks []*blockInfo) (run []*blockInfo, level int) {
+	for i := len(ranges) - 1; i >= 3; i-- { // below ranges[3] no level is skipped
+		r := ranges[i]
+		for _, win := range splitByRange(blocks, r) {
+			if win[len(win)-1].meta.MaxTime-win[0].meta.MinTime != r {
+				continue
+			}
+			for _, run := range compactableRuns(win) {
+				if len(run) >= 2 && len(run) <= maxSkipLevelBlocks && len(run) == len(win) &&
+					!slices.ContainsFunc(run, func(b *blockInfo) bool { return b.meta.Compaction.Failed }) {
+					return run, i
+				}
+			}
+		}
+	}
+	return nil, 0
 }
 
 // splitByRange splits blocks sorted by minTime into aligned windows of length r. Blocks

@@ -30,6 +30,15 @@ func pb(mint, maxt int64, flags ...string) *blockInfo {
 	return b
 }
 
+// run2h returns adjacent 2h blocks from hour a to hour b.
+func run2h(a, b int64) []*blockInfo {
+	var out []*blockInfo
+	for h := a; h < b; h += 2 {
+		out = append(out, pb(h, h+2))
+	}
+	return out
+}
+
 func hours(blocks []*blockInfo) string {
 	var parts []string
 	for _, b := range blocks {
@@ -46,6 +55,7 @@ func TestPlanner(t *testing.T) {
 		want        string
 		overlapping bool
 		halt        bool
+		level       int
 	}{
 		{name: "empty", want: ""},
 		{name: "one block", blocks: []*blockInfo{pb(0, 2)}, want: ""},
@@ -61,7 +71,7 @@ func TestPlanner(t *testing.T) {
 			blocks: []*blockInfo{pb(0, 8), pb(8, 10), pb(10, 12), pb(12, 14)}, want: ""},
 		{name: "six 8h blocks to 2d",
 			blocks: []*blockInfo{pb(0, 8), pb(8, 16), pb(16, 24), pb(24, 32), pb(32, 40), pb(40, 48), pb(48, 50)},
-			want:   "0-8 8-16 16-24 24-32 32-40 40-48"},
+			want:   "0-8 8-16 16-24 24-32 32-40 40-48", level: 3},
 		{name: "smallest range first",
 			blocks: []*blockInfo{pb(0, 8), pb(8, 16), pb(16, 18), pb(18, 20), pb(20, 22), pb(22, 24), pb(24, 26)},
 			want:   "16-18 18-20 20-22 22-24"},
@@ -92,6 +102,16 @@ func TestPlanner(t *testing.T) {
 			blocks: []*blockInfo{pb(0, 48, "tomb"), pb(48, 50)}, want: "0-48"},
 		{name: "small block with tombstones is not",
 			blocks: []*blockInfo{pb(0, 2, "tomb"), pb(48, 50)}, want: ""},
+		{name: "a whole 2d window of 2h blocks in one step, at level 3",
+			blocks: run2h(0, 50), want: hours(run2h(0, 48)), level: 3},
+		{name: "8h and 2h blocks filling a 2d window in one step",
+			blocks: append([]*blockInfo{pb(0, 8), pb(8, 16), pb(16, 24)}, run2h(24, 50)...),
+			want:   "0-8 8-16 16-24 " + hours(run2h(24, 48)), level: 3},
+		{name: "a no-compact block keeps its window level by level",
+			blocks: append(append(run2h(0, 2), pb(2, 4, "nc")), run2h(4, 50)...),
+			want:   "4-6 6-8"},
+		{name: "a 14d window of 2h blocks is too many sources for one step",
+			blocks: run2h(0, 14*24+2), want: hours(run2h(0, 48)), level: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := planGroup(DefaultRanges, tc.blocks, tc.vertical)
@@ -109,6 +129,9 @@ func TestPlanner(t *testing.T) {
 			}
 			if p.overlapping != tc.overlapping {
 				t.Errorf("overlapping = %v, want %v", p.overlapping, tc.overlapping)
+			}
+			if p.level != tc.level {
+				t.Errorf("level = %d, want %d", p.level, tc.level)
 			}
 		})
 	}

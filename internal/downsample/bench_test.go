@@ -114,7 +114,7 @@ func BenchmarkDownsampleBlock(b *testing.B) {
 	for _, r := range []struct {
 		name string
 		b    tsdb.BlockReader
-	}{{"mmap", blk}, {"pread", WithFileChunks(blk, p, NewPool())}} {
+	}{{"mmap", blk}, {"pread", WithFileChunks(blk, p, NewPool(), 0)}} {
 		b.Run(r.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

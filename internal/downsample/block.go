@@ -42,7 +42,7 @@ func DownsampleDir(ctx context.Context, logger *slog.Logger, srcDir, dir string,
 	}
 	// One pass over the whole block: read the chunks with pread, so that they do not
 	// stay resident (see WithFileChunks).
-	id, err := Downsample(ctx, logger, meta, WithFileChunks(b, srcDir, NewPool()), dir, resolution)
+	id, err := Downsample(ctx, logger, meta, WithFileChunks(b, srcDir, NewPool(), 0), dir, resolution)
 	if cerr := b.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("downsample: close block %s: %w", srcDir, cerr)
 	}

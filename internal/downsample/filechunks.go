@@ -16,8 +16,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 )
 
-// fileReadAhead is how much of a segment file a FileChunkReader reads at once.
-const fileReadAhead = 1 << 20
+// DefaultReadAhead is how much of a segment file a FileChunkReader reads at once unless
+// told otherwise.
+const DefaultReadAhead = 1 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -27,28 +28,37 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // that a pass has read stay in the process's resident set until the block is closed, so
 // a mapped pass over a block holds as much resident memory as the block's chunks. Read
 // with pread, they only go through the page cache, which the kernel can reclaim.
-func WithFileChunks(b tsdb.BlockReader, dir string, pool chunkenc.Pool) tsdb.BlockReader {
-	return fileChunksBlock{BlockReader: b, dir: dir, pool: pool}
+//
+// readAhead is how much of a file each read takes (0 means DefaultReadAhead): a
+// compaction of many blocks at once gives each a smaller share.
+func WithFileChunks(b tsdb.BlockReader, dir string, pool chunkenc.Pool, readAhead int) tsdb.BlockReader {
+	return fileChunksBlock{BlockReader: b, dir: dir, pool: pool, readAhead: readAhead}
 }
 
 type fileChunksBlock struct {
 	tsdb.BlockReader
-	dir  string
-	pool chunkenc.Pool
+	dir       string
+	pool      chunkenc.Pool
+	readAhead int
 }
 
 func (b fileChunksBlock) Chunks() (tsdb.ChunkReader, error) {
-	return OpenFileChunkReader(filepath.Join(b.dir, "chunks"), b.pool)
+	r, err := OpenFileChunkReader(filepath.Join(b.dir, "chunks"), b.pool)
+	if err == nil && b.readAhead > 0 {
+		r.readAhead = b.readAhead
+	}
+	return r, err
 }
 
 // FileChunkReader reads the chunks of a block's segment files with pread, 1 MiB of a
-// file at a time; it suits reading chunks in file order, as compaction and downsampling
+// file at a time (DefaultReadAhead); it suits reading chunks in file order, as compaction and downsampling
 // do. A returned chunk's bytes stay valid after later reads (windows are never reused).
 // It is safe for concurrent use.
 type FileChunkReader struct {
-	pool  chunkenc.Pool
-	files []*os.File
-	sizes []int64
+	pool      chunkenc.Pool
+	files     []*os.File
+	sizes     []int64
+	readAhead int
 
 	mu     sync.Mutex
 	seg    int
@@ -73,7 +83,7 @@ func OpenFileChunkReader(dir string, pool chunkenc.Pool) (*FileChunkReader, erro
 		}
 	}
 	slices.Sort(names) // zero-padded sequence numbers: the segment index is the position
-	r := &FileChunkReader{pool: pool, seg: -1}
+	r := &FileChunkReader{pool: pool, seg: -1, readAhead: DefaultReadAhead}
 	for _, n := range names {
 		f, err := os.Open(filepath.Join(dir, n))
 		if err != nil {
@@ -113,7 +123,7 @@ func (r *FileChunkReader) bytes(seg int, off int64, n int) ([]byte, error) {
 	if off >= size {
 		return nil, fmt.Errorf("chunk offset %d beyond the end of segment %d (%d bytes)", off, seg, size)
 	}
-	w := make([]byte, min(int64(max(n, fileReadAhead)), size-off))
+	w := make([]byte, min(int64(max(n, r.readAhead)), size-off))
 	if _, err := r.files[seg].ReadAt(w, off); err != nil {
 		return nil, fmt.Errorf("read segment %d at %d: %w", seg, off, err)
 	}

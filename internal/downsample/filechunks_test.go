@@ -40,7 +40,7 @@ func TestFileChunkReaderMatchesMmap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fr, err := WithFileChunks(b, dir, NewPool()).Chunks()
+		fr, err := WithFileChunks(b, dir, NewPool(), 0).Chunks()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,8 +25,9 @@ import (
 // engine reads out of order, or reads again, are decoded directly as before, so the
 // samples seen are always exactly those of the direct iterator.
 
-// decodeAheadMaxSamples caps one buffer: 64Ki samples are 1 MiB.
-const decodeAheadMaxSamples = 1 << 16
+// decodeAheadMaxSamples caps one buffer: 16Ki samples are 256 KiB, so a query holds at
+// most (ahead+1) × 256 KiB of decoded samples (2.25 MiB with the default window of 8).
+const decodeAheadMaxSamples = 1 << 14
 
 // fpoint is one float sample of a buffer.
 type fpoint struct {
@@ -65,6 +66,7 @@ type prefetcher struct {
 	next    int       // the next series the worker looks at
 	want    int       // the worker decodes series with an index below want
 	held    int       // buffers decoded and not released yet
+	idle    bool      // the worker is waiting for work
 	free    [][]fpoint
 	started bool
 	closed  bool
@@ -124,7 +126,7 @@ func (p *prefetcher) take(s *series) *decoded {
 	}
 	p.want = max(p.want, s.idx+1+p.ahead)
 	p.startLocked()
-	p.cond.Broadcast()
+	p.wakeWorker()
 	for s.state == seriesDecoding {
 		p.cond.Wait()
 	}
@@ -145,8 +147,28 @@ func (p *prefetcher) release(buf []fpoint) {
 	p.mu.Lock()
 	p.held--
 	p.free = append(p.free, buf[:0])
-	p.cond.Broadcast()
+	p.wakeWorker()
 	p.mu.Unlock()
+}
+
+// canWork reports whether the worker has a series to decode and a buffer to decode it
+// into. p.mu must be held.
+func (p *prefetcher) canWork() bool {
+	return p.next < len(p.series) && p.next < p.want && p.held <= p.ahead
+}
+
+// wakeWorker wakes the idle worker once it can decode a batch of series (half the
+// window) without stopping: it then sleeps and wakes once per batch instead of once per
+// series, which with many small series (a fan-out to tens of stores) cost more in
+// futex calls than the decoding it moved. p.mu must be held.
+func (p *prefetcher) wakeWorker() {
+	if !p.idle || !p.canWork() {
+		return
+	}
+	batch := max(1, p.ahead/2)
+	if min(p.want, len(p.series))-p.next >= batch && p.ahead+1-p.held >= batch {
+		p.cond.Broadcast()
+	}
 }
 
 // work is the worker goroutine.
@@ -154,9 +176,11 @@ func (p *prefetcher) work() {
 	defer close(p.done)
 	for {
 		p.mu.Lock()
-		for !p.closed && (p.next >= len(p.series) || p.next >= p.want || p.held > p.ahead) {
+		for !p.closed && !p.canWork() {
+			p.idle = true
 			p.cond.Wait()
 		}
+		p.idle = false
 		if p.closed {
 			p.mu.Unlock()
 			return

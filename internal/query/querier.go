@@ -33,10 +33,11 @@ type Queryable struct {
 	decodeAhead int
 }
 
-// defaultDecodeAhead decodes two series ahead when there is a core to do it on.
+// defaultDecodeAhead decodes up to eight series ahead when there is a core to do it on:
+// the worker wakes for four at a time (prefetcher.wakeWorker).
 func defaultDecodeAhead() int {
 	if runtime.GOMAXPROCS(0) > 1 {
-		return 2
+		return 8
 	}
 	return 0
 }

@@ -101,21 +101,11 @@ func Append(ts []int64, vs []float64, b []byte) ([]int64, []float64, error) {
 				}
 				buf, n = buf<<1, n-1
 			} else {
-				var prefix, sz uint
-				switch {
-				case buf>>62 == 0b10:
-					prefix, sz = 2, 14
-				case buf>>61 == 0b110:
-					prefix, sz = 3, 17
-				case buf>>60 == 0b1110:
-					prefix, sz = 4, 20
-				default:
-					prefix, sz = 4, 64
-				}
+				prefix, sz := dodPrefix(buf)
 				if sz == 64 || n < prefix+sz {
 					var dod int64
 					var ok bool
-					if dod, buf, n, rest, ok = readDod(buf, n, rest); !ok {
+					if dod, buf, n, rest, ok = readDod(buf, n, rest, prefix, sz); !ok {
 						return ts, vs, truncated(i, num)
 					}
 					delta += dod
@@ -196,20 +186,24 @@ func truncated(i, num int) error {
 	return fmt.Errorf("sample %d of %d: %w", i+1, num, ErrTruncated)
 }
 
-// readDod reads a delta of delta that is not 0, the rare cases Append does not decode
-// inline: 64-bit ones and those at the end of a stream.
-func readDod(buf uint64, n uint, rest []byte) (int64, uint64, uint, []byte, bool) {
-	var prefix, sz uint
+// dodPrefix decodes the prefix of a delta of delta that is not 0 at the top of buf: its
+// length and the size of the number that follows.
+func dodPrefix(buf uint64) (prefix, sz uint) {
 	switch {
 	case buf>>62 == 0b10:
-		prefix, sz = 2, 14
+		return 2, 14
 	case buf>>61 == 0b110:
-		prefix, sz = 3, 17
+		return 3, 17
 	case buf>>60 == 0b1110:
-		prefix, sz = 4, 20
-	default:
-		prefix, sz = 4, 64
+		return 4, 20
 	}
+	return 4, 64
+}
+
+// readDod reads a delta of delta that is not 0, given its prefix (dodPrefix): the rare
+// cases Append does not decode
+// inline: 64-bit ones and those at the end of a stream.
+func readDod(buf uint64, n uint, rest []byte, prefix, sz uint) (int64, uint64, uint, []byte, bool) {
 	if n < prefix {
 		return 0, buf, n, rest, false
 	}

@@ -201,8 +201,7 @@ func dodPrefix(buf uint64) (prefix, sz uint) {
 }
 
 // readDod reads a delta of delta that is not 0, given its prefix (dodPrefix): the rare
-// cases Append does not decode
-// inline: 64-bit ones and those at the end of a stream.
+// cases Append does not decode inline, 64-bit ones and those at the end of a stream.
 func readDod(buf uint64, n uint, rest []byte, prefix, sz uint) (int64, uint64, uint, []byte, bool) {
 	if n < prefix {
 		return 0, buf, n, rest, false

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/query/querytest"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -49,8 +51,8 @@ func floatSeries() []testSeries {
 }
 
 func TestFederateText(t *testing.T) {
-	rec := &recorder{db: openDB(t, floatSeries()...)}
-	e := newEnv(t, rec.factory, nil)
+	rec := &querytest.Recorder{DB: openDB(t, floatSeries()...)}
+	e := newEnv(t, rec.Factory, nil)
 
 	// Overlapping selectors: each series once.
 	r := e.get(t, matches(`up`, `{__name__=~"job:.*"}`, `up{instance="a"}`))
@@ -71,7 +73,7 @@ up{instance="f",job="prom"} 5 1700000585000
 		t.Errorf("Content-Type %q", ct)
 	}
 	// The defaults of the query API: deduplication and partial response on, raw data.
-	if o := rec.last(t); !o.Dedup || !o.PartialResponse || !slices.Equal(o.ReplicaLabels, []string{"replica"}) || o.MaxSourceResolution != 0 {
+	if o := rec.Last(t); !o.Dedup || !o.PartialResponse || !slices.Equal(o.ReplicaLabels, []string{"replica"}) || o.MaxSourceResolution != 0 {
 		t.Errorf("options %+v", o)
 	}
 
@@ -87,7 +89,7 @@ up{instance="f",job="prom"} 5 1700000585000
 
 func TestFederateLookbackDelta(t *testing.T) {
 	db := openDB(t, floatSeries()...)
-	e := newEnv(t, (&recorder{db: db}).factory, func(c *Config, _ *queryapi.Config) { c.LookbackDelta = 10 * time.Minute })
+	e := newEnv(t, (&querytest.Recorder{DB: db}).Factory, func(c *Config, _ *queryapi.Config) { c.LookbackDelta = 10 * time.Minute })
 	r := e.get(t, matches(`up{instance=~"b|c"}`))
 	want := `# TYPE up untyped
 up{instance="b",job="prom"} 1 1700000200000
@@ -99,21 +101,21 @@ up{instance="c",job="prom"} 1 1700000300000
 }
 
 func TestFederateParams(t *testing.T) {
-	rec := &recorder{db: openDB(t, floatSeries()...)}
-	e := newEnv(t, rec.factory, nil)
+	rec := &querytest.Recorder{DB: openDB(t, floatSeries()...)}
+	e := newEnv(t, rec.Factory, nil)
 	r := e.get(t, url.Values{"match[]": {"up"}, "dedup": {"false"}, "partial_response": {"false"},
 		"replicaLabels[]": {"rule_replica"}, "storeMatch[]": {`{__address__="a:1"}`}})
 	if r.code != http.StatusOK {
 		t.Fatalf("status %d: %s", r.code, r.body)
 	}
-	o := rec.last(t)
+	o := rec.Last(t)
 	if o.Dedup || o.PartialResponse || !slices.Equal(o.ReplicaLabels, []string{"rule_replica"}) || len(o.StoreMatchers) != 1 {
 		t.Errorf("options %+v", o)
 	}
 }
 
 func TestFederateBadInput(t *testing.T) {
-	e := newEnv(t, (&recorder{db: openDB(t, floatSeries()...)}).factory, nil)
+	e := newEnv(t, (&querytest.Recorder{DB: openDB(t, floatSeries()...)}).Factory, nil)
 	for name, c := range map[string]struct {
 		params url.Values
 		want   string
@@ -154,7 +156,7 @@ func TestFederateFamilyOrder(t *testing.T) {
 		testSeries{labels.FromStrings("__name__", "m3", "job", "j"), p},
 		testSeries{labels.FromStrings("job", "nameless"), p},
 	)
-	e := newEnv(t, (&recorder{db: db}).factory, nil)
+	e := newEnv(t, (&querytest.Recorder{DB: db}).Factory, nil)
 	r := e.get(t, matches(`{job=~".+"}`, `{Zone="z"}`, `{A="x"}`))
 	want := `# TYPE m1 untyped
 m1{job="j",instance=""} 1 1700000590000
@@ -195,7 +197,7 @@ func histogramSeries() []testSeries {
 }
 
 func TestFederateHistograms(t *testing.T) {
-	e := newEnv(t, (&recorder{db: openDB(t, histogramSeries()...)}).factory, nil)
+	e := newEnv(t, (&querytest.Recorder{DB: openDB(t, histogramSeries()...)}).Factory, nil)
 	params := matches(`{job="h"}`)
 
 	// Text: native histograms are left out, NHCB becomes a classic histogram.
@@ -242,7 +244,7 @@ plain{job="h",instance=""} 1 1700000585000
 }
 
 func TestFederateNegotiation(t *testing.T) {
-	e := newEnv(t, (&recorder{db: openDB(t, floatSeries()...)}).factory, nil)
+	e := newEnv(t, (&querytest.Recorder{DB: openDB(t, floatSeries()...)}).Factory, nil)
 	params := matches(`up`)
 	text := e.get(t, params)
 	want := decode(t, text)

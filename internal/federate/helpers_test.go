@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +22,6 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"google.golang.org/grpc"
 
@@ -93,31 +91,6 @@ func openDB(tb testing.TB, series ...testSeries) *tsdb.DB {
 		tb.Fatal(err)
 	}
 	return db
-}
-
-// recorder is a QueryableFactory over a storage that records the options of each call.
-type recorder struct {
-	db storage.Queryable
-
-	mu   sync.Mutex
-	opts []query.Options
-}
-
-func (r *recorder) factory(o query.Options) storage.Queryable {
-	r.mu.Lock()
-	r.opts = append(r.opts, o)
-	r.mu.Unlock()
-	return r.db
-}
-
-func (r *recorder) last(t *testing.T) query.Options {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.opts) == 0 {
-		t.Fatal("QueryableFactory was not called")
-	}
-	return r.opts[len(r.opts)-1]
 }
 
 // env is a federation handler on an httptest server.

@@ -152,13 +152,13 @@ func TestQueryLimit(t *testing.T) {
 
 func TestWarningsAndInfos(t *testing.T) {
 	f := newFixture(t, nil, nil)
-	f.rec.warning = "store a:10901 unavailable"
+	f.rec.Warning = "store a:10901 unavailable"
 	code, body := f.get(t, "/api/v1/query", vals("query", `up{instance="a:9090"}`, "time", "1700000600"))
 	expect(t, code, body, 200, `{"status":"success","data":{"resultType":"vector","result":[`+
 		`{"metric":{"__name__":"up","instance":"a:9090","job":"prom"},"value":[1700000600,"1"]}]},`+
 		`"warnings":["store a:10901 unavailable"]}`)
 
-	f.rec.warning = ""
+	f.rec.Warning = ""
 	code, body = f.get(t, "/api/v1/query", vals("query", `rate(up{instance="a:9090"}[1m])`, "time", "1700000600"))
 	expect(t, code, body, 200, `{"status":"success","data":{"resultType":"vector","result":[`+
 		`{"metric":{"instance":"a:9090","job":"prom"},"value":[1700000600,"0"]}]},`+

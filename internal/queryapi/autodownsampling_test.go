@@ -24,14 +24,14 @@ func TestAutoDownsampling(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("%s %v: %d %s", tc.path, tc.args, code, body)
 		}
-		if got := f.rec.last(t).MaxSourceResolution; got != tc.want {
+		if got := f.rec.Last(t).MaxSourceResolution; got != tc.want {
 			t.Errorf("%s %v: max source resolution %d, want %d", tc.path, tc.args, got, tc.want)
 		}
 	}
 	// Off by default.
 	g := newFixture(t, nil, nil)
 	g.get(t, "/api/v1/query_range", vals("query", "up", "start", "1700000000", "end", "1700000600", "step", "60"))
-	if got := g.rec.last(t).MaxSourceResolution; got != 0 {
+	if got := g.rec.Last(t).MaxSourceResolution; got != 0 {
 		t.Errorf("default: max source resolution %d, want 0", got)
 	}
 }

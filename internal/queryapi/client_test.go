@@ -88,7 +88,7 @@ func TestPrometheusClientDecodes(t *testing.T) {
 		t.Errorf("buildinfo: %+v %v", bi, err)
 	}
 
-	f.rec.warning = "partial response"
+	f.rec.Warning = "partial response"
 	_, warns, _, err = papi.Query(ctx, "up", at)
 	if err != nil || len(warns) != 1 || warns[0] != "partial response" {
 		t.Errorf("warnings: %v %v", warns, err)

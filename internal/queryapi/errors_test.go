@@ -83,7 +83,7 @@ func TestMaxSamplesExceeded(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	f := newFixture(t, nil, nil)
-	f.rec.block = true
+	f.rec.Block = true
 	start := time.Now()
 	code, body := f.get(t, "/api/v1/query", vals("query", "up", "time", "1700000600", "timeout", "0.05"))
 	if code != 503 || !strings.HasPrefix(body, `{"status":"error","errorType":"timeout","error":"`) {
@@ -95,7 +95,7 @@ func TestTimeout(t *testing.T) {
 
 	// Config.Timeout bounds requests without (or with a larger) timeout parameter.
 	g := newFixture(t, nil, func(c *Config) { c.Timeout = 50 * time.Millisecond })
-	g.rec.block = true
+	g.rec.Block = true
 	code, body = g.get(t, "/api/v1/query", vals("query", "up", "time", "1700000600", "timeout", "1h"))
 	if code != 503 || !strings.HasPrefix(body, `{"status":"error","errorType":"timeout","error":"`) {
 		t.Errorf("got %d %s, want 503 timeout", code, body)
@@ -108,7 +108,7 @@ func TestTimeout(t *testing.T) {
 
 func TestStorageErrors(t *testing.T) {
 	f := newFixture(t, nil, nil)
-	f.rec.selectErr = errors.New("store a:10901: connection refused")
+	f.rec.SelectErr = errors.New("store a:10901: connection refused")
 	code, body := f.get(t, "/api/v1/series", vals("match[]", "up"))
 	expect(t, code, body, 422, `{"status":"error","errorType":"execution","error":"store a:10901: connection refused"}`)
 	code, body = f.get(t, "/api/v1/labels", nil)
@@ -151,7 +151,7 @@ func TestErrorTypeStatusCodes(t *testing.T) {
 // Prometheus does.
 func TestDeadlineIsTimeoutWithPartialResponse(t *testing.T) {
 	f := newFixture(t, nil, nil)
-	f.rec.blockThenWarn = true
+	f.rec.BlockThenWarn = true
 	want := `{"status":"error","errorType":"timeout","error":"timeout: context deadline exceeded"}`
 	for _, c := range []struct {
 		path   string

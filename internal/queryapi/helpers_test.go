@@ -2,23 +2,21 @@ package queryapi
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/query/querytest"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/vigilhq/vigil/internal/query"
 )
@@ -89,111 +87,9 @@ func newTestDB(t testing.TB) *tsdb.DB {
 	return db
 }
 
-// recorder is a QueryableFactory over a storage that records the options of every
-// call and can inject warnings and errors.
-type recorder struct {
-	db storage.Queryable
-
-	mu   sync.Mutex
-	opts []query.Options
-
-	// warning, when set, is added to the warnings of every Select and label call.
-	warning string
-	// selectErr, when set, fails every Select and label call.
-	selectErr error
-	// block makes Select wait for its context to end.
-	block bool
-	// blockThenWarn makes Select and label calls wait for their context to end, then
-	// answer nothing with a warning and no error, as a storage with partial response
-	// whose endpoints did not answer in time might.
-	blockThenWarn bool
-}
-
-func (r *recorder) factory(o query.Options) storage.Queryable {
-	r.mu.Lock()
-	r.opts = append(r.opts, o)
-	r.mu.Unlock()
-	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
-		q, err := r.db.Querier(mint, maxt)
-		if err != nil {
-			return nil, err
-		}
-		return &testQuerier{Querier: q, r: r}, nil
-	})
-}
-
-// last returns the options of the latest call.
-func (r *recorder) last(t *testing.T) query.Options {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.opts) == 0 {
-		t.Fatal("QueryableFactory was not called")
-	}
-	return r.opts[len(r.opts)-1]
-}
-
-type testQuerier struct {
-	storage.Querier
-	r *recorder
-}
-
-func (q *testQuerier) annos() annotations.Annotations {
-	var a annotations.Annotations
-	if q.r.warning != "" {
-		a.Add(errors.New(q.r.warning))
-	}
-	return a
-}
-
-func (q *testQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	if q.r.block {
-		<-ctx.Done()
-		return storage.ErrSeriesSet(ctx.Err())
-	}
-	if q.r.blockThenWarn {
-		<-ctx.Done()
-		return &warnSet{SeriesSet: storage.EmptySeriesSet(), extra: annotations.New().Add(errors.New("endpoint gone quiet"))}
-	}
-	if q.r.selectErr != nil {
-		return storage.ErrSeriesSet(q.r.selectErr)
-	}
-	return &warnSet{SeriesSet: q.Querier.Select(ctx, sorted, hints, ms...), extra: q.annos()}
-}
-
-func (q *testQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	if q.r.blockThenWarn {
-		<-ctx.Done()
-		return nil, annotations.New().Add(errors.New("endpoint gone quiet")), nil
-	}
-	if q.r.selectErr != nil {
-		return nil, nil, q.r.selectErr
-	}
-	names, w, err := q.Querier.LabelNames(ctx, hints, ms...)
-	return names, w.Merge(q.annos()), err
-}
-
-func (q *testQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	if q.r.selectErr != nil {
-		return nil, nil, q.r.selectErr
-	}
-	vals, w, err := q.Querier.LabelValues(ctx, name, hints, ms...)
-	return vals, w.Merge(q.annos()), err
-}
-
-type warnSet struct {
-	storage.SeriesSet
-	extra annotations.Annotations
-}
-
-func (s *warnSet) Warnings() annotations.Annotations {
-	w := s.SeriesSet.Warnings()
-	return w.Merge(s.extra)
-}
-
 // fixture is an API over the test data, served by an httptest server.
 type fixture struct {
-	rec *recorder
+	rec *querytest.Recorder
 	api *API
 	srv *httptest.Server
 }
@@ -205,14 +101,14 @@ func (f fakeStores) Stores() map[string][]query.StoreStatus { return f }
 // newFixture builds the API with a real engine; adjust may change the config.
 func newFixture(t testing.TB, engineOpts *promql.EngineOpts, adjust func(*Config)) *fixture {
 	t.Helper()
-	rec := &recorder{db: newTestDB(t)}
+	rec := &querytest.Recorder{DB: newTestDB(t)}
 	eo := promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, EnableAtModifier: true, EnableNegativeOffset: true}
 	if engineOpts != nil {
 		eo = *engineOpts
 	}
 	cfg := Config{
 		Engine:          promql.NewEngine(eo),
-		Queryable:       rec.factory,
+		Queryable:       rec.Factory,
 		ReplicaLabels:   []string{"replica"},
 		PartialResponse: true,
 		DefaultStep:     time.Second,

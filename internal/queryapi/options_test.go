@@ -25,12 +25,12 @@ func TestThanosOptions(t *testing.T) {
 	}
 
 	f.get(t, "/api/v1/query", vals("query", "up", "time", "1700000600"))
-	check("instant defaults", f.rec.last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true})
+	check("instant defaults", f.rec.Last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true})
 
 	f.post(t, "/api/v1/query", vals("query", "up", "time", "1700000600", "dedup", "false",
 		"replicaLabels[]", "rep", "replicaLabels[]", "prometheus_replica", "partial_response", "0",
 		"max_source_resolution", "5m", "storeMatch[]", `{__address__=~"10.0.0.1:.*"}`, "storeMatch[]", `{__address__="x"}`))
-	got := f.rec.last(t)
+	got := f.rec.Last(t)
 	check("instant overrides", got, query.Options{ReplicaLabels: []string{"rep", "prometheus_replica"},
 		MaxSourceResolution: 300_000, StoreMatchers: make([][]*labels.Matcher, 2)})
 	if m := got.StoreMatchers[0]; len(m) != 1 || m[0].Name != "__address__" || m[0].Type != labels.MatchRegexp || !m[0].Matches("10.0.0.1:10901") {
@@ -38,31 +38,31 @@ func TestThanosOptions(t *testing.T) {
 	}
 
 	f.get(t, "/api/v1/query", vals("query", "up", "time", "1700000600", "max_source_resolution", "auto"))
-	check("instant auto", f.rec.last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true})
+	check("instant auto", f.rec.Last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true})
 
 	f.get(t, "/api/v1/query", vals("query", "up", "time", "1700000600", "max_source_resolution", "300"))
-	check("instant 300s", f.rec.last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true, MaxSourceResolution: 300_000})
+	check("instant 300s", f.rec.Last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true, MaxSourceResolution: 300_000})
 
 	f.get(t, "/api/v1/query_range", vals("query", "up", "start", "1700000000", "end", "1700000600", "step", "60", "max_source_resolution", "auto"))
-	check("range auto", f.rec.last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true, MaxSourceResolution: 12_000})
+	check("range auto", f.rec.Last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true, MaxSourceResolution: 12_000})
 
 	f.get(t, "/api/v1/query_range", vals("query", "up", "start", "1700000000", "end", "1700000600", "step", "60", "max_source_resolution", "1h"))
-	check("range 1h", f.rec.last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true, MaxSourceResolution: 3_600_000})
+	check("range 1h", f.rec.Last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true, MaxSourceResolution: 3_600_000})
 
 	f.get(t, "/api/v1/query_range", vals("query", "up", "start", "1700000000", "end", "1700000600", "step", "60"))
-	check("range default", f.rec.last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true})
+	check("range default", f.rec.Last(t), query.Options{Dedup: true, ReplicaLabels: []string{"replica"}, PartialResponse: true})
 
 	f.get(t, "/api/v1/series", vals("match[]", "up", "dedup", "false", "partial_response", "false"))
-	check("series", f.rec.last(t), query.Options{ReplicaLabels: []string{"replica"}, MaxSourceResolution: math.MaxInt64})
+	check("series", f.rec.Last(t), query.Options{ReplicaLabels: []string{"replica"}, MaxSourceResolution: math.MaxInt64})
 
 	f.get(t, "/api/v1/labels", vals("replicaLabels[]", "x"))
-	check("labels", f.rec.last(t), query.Options{Dedup: true, ReplicaLabels: []string{"x"}, PartialResponse: true, MaxSourceResolution: math.MaxInt64})
+	check("labels", f.rec.Last(t), query.Options{Dedup: true, ReplicaLabels: []string{"x"}, PartialResponse: true, MaxSourceResolution: math.MaxInt64})
 
 	g := newFixture(t, nil, func(c *Config) { c.PartialResponse = false; c.ReplicaLabels = nil })
 	g.get(t, "/api/v1/label/job/values", vals("partial_response", "true"))
-	check("label values override", g.rec.last(t), query.Options{Dedup: true, PartialResponse: true, MaxSourceResolution: math.MaxInt64})
+	check("label values override", g.rec.Last(t), query.Options{Dedup: true, PartialResponse: true, MaxSourceResolution: math.MaxInt64})
 	g.get(t, "/api/v1/query", vals("query", "up"))
-	check("flag default", g.rec.last(t), query.Options{Dedup: true})
+	check("flag default", g.rec.Last(t), query.Options{Dedup: true})
 }
 
 func TestLookbackDelta(t *testing.T) {

@@ -131,7 +131,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	maxt := timestamp.FromTime(h.now())
 	mint := maxt - h.cfg.LookbackDelta.Milliseconds() // exclusive, as in PromQL
 	format := expfmt.NegotiateAccept(r.Header, formats...)
-	out := newResponse(w, r, string(format))
+	out := newResponse(w, r, string(format), h.cfg.API)
 	err = h.federate(ctx, out, format, params, mint, maxt)
 	if err == nil {
 		err = out.finish()

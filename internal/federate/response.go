@@ -14,6 +14,7 @@ import (
 type response struct {
 	w           http.ResponseWriter
 	contentType string
+	api         *queryapi.API  // whose pooled compressors it uses
 	gz          io.WriteCloser // the querier's pooled compressor while compressing
 	gzipped     bool
 	buf         []byte
@@ -21,12 +22,12 @@ type response struct {
 	err         error // of a write to w
 }
 
-func newResponse(w http.ResponseWriter, r *http.Request, contentType string) *response {
-	resp := &response{w: w, contentType: contentType}
+func newResponse(w http.ResponseWriter, r *http.Request, contentType string, api *queryapi.API) *response {
+	resp := &response{w: w, contentType: contentType, api: api}
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		enc, _, _ := strings.Cut(part, ";")
 		if strings.TrimSpace(enc) == "gzip" {
-			resp.gz, resp.gzipped = queryapi.GzipWriter(writerFunc(resp.writeRaw)), true
+			resp.gz, resp.gzipped = api.GzipWriter(writerFunc(resp.writeRaw)), true
 			break
 		}
 	}
@@ -81,7 +82,7 @@ func (r *response) finish() error {
 		if err := r.gz.Close(); err != nil {
 			return err
 		}
-		queryapi.PutGzipWriter(r.gz)
+		r.api.PutGzipWriter(r.gz)
 		r.gz = nil
 	}
 	if !r.committed {

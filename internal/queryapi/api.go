@@ -90,11 +90,12 @@ type API struct {
 	logger *slog.Logger
 	parser parser.Parser
 	now    func() time.Time
+	comp   *compressors
 }
 
 // New returns an API for cfg.
 func New(cfg Config) *API {
-	a := &API{cfg: cfg, logger: cfg.Logger, parser: cfg.Parser, now: time.Now}
+	a := &API{cfg: cfg, logger: cfg.Logger, parser: cfg.Parser, now: time.Now, comp: newCompressors()}
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
@@ -271,7 +272,7 @@ func (a *API) handler(f func(*http.Request) result) http.Handler {
 			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 			return
 		}
-		cw := newCompressedWriter(w, r)
+		cw := a.comp.writer(w, r)
 		defer cw.Close()
 
 		var res result

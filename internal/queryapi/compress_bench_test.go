@@ -22,9 +22,10 @@ func BenchmarkCompressedSmallResponse(b *testing.B) {
 	req.Header.Set("Accept-Encoding", "gzip")
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
+	comp := newCompressors()
 	for b.Loop() {
 		w := httptest.NewRecorder()
-		cw := newCompressedWriter(w, req)
+		cw := comp.writer(w, req)
 		if _, err := cw.Write(body); err != nil {
 			b.Fatal(err)
 		}
@@ -36,14 +37,14 @@ func BenchmarkCompressedSmallResponse(b *testing.B) {
 // points) from the result to the gzip-compressed body: envelope, JSON and compression.
 func BenchmarkRespondSmallMatrix(b *testing.B) {
 	m := benchMatrix(1, 720)
-	a := &API{}
+	a := &API{comp: newCompressors()}
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/query_range", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	res := result{data: func(j *jsonWriter) { j.writeMatrix(m) }}
 	b.ReportAllocs()
 	for b.Loop() {
 		w := httptest.NewRecorder()
-		cw := newCompressedWriter(w, req)
+		cw := a.comp.writer(w, req)
 		a.respond(cw, req, res)
 		cw.Close()
 	}

@@ -19,13 +19,14 @@ func TestCompressedWriterReuse(t *testing.T) {
 		t.Run(enc, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodGet, "/api/v1/query", nil)
 			req.Header.Set("Accept-Encoding", enc)
+			comp := newCompressors()
 			for round := range 3 {
 				const n = 20 // more than the pool keeps
 				recs := make([]*httptest.ResponseRecorder, n)
 				cws := make([]*compressedWriter, n)
 				for i := range n {
 					recs[i] = httptest.NewRecorder()
-					cws[i] = newCompressedWriter(recs[i], req)
+					cws[i] = comp.writer(recs[i], req)
 				}
 				for part := range 3 {
 					for i := range n {
@@ -62,7 +63,7 @@ func TestCompressedWriterReuse(t *testing.T) {
 					}
 				}
 			}
-			if l, c := len(gzipWriters.idle), cap(gzipWriters.idle); l > c {
+			if l, c := len(comp.gzip.idle)+len(comp.zlib.idle), cap(comp.gzip.idle); l > c {
 				t.Fatalf("%d idle compressors, at most %d kept", l, c)
 			}
 		})
@@ -78,7 +79,7 @@ func TestCompressedWriterEmpty(t *testing.T) {
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/query", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	rec := httptest.NewRecorder()
-	cw := newCompressedWriter(rec, req)
+	cw := newCompressors().writer(rec, req)
 	cw.WriteHeader(http.StatusOK)
 	cw.Close()
 	r, err := gzip.NewReader(rec.Body)

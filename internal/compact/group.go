@@ -194,8 +194,9 @@ func (c *Compactor) runCompaction(ctx context.Context, g *group, p plan) (*block
 	if err := block.Upload(ctx, c.logger, c.bkt, newDir, block.WithHashFunc(c.cfg.HashFunc)); err != nil {
 		return nil, fmt.Errorf("upload compacted block: %w", err)
 	}
-	c.metrics.bytesUploaded.Add(float64(uploadedBytes(newDir)))
-	c.local.keep(meta.ULID, newDir)
+	size := uploadedBytes(newDir)
+	c.metrics.bytesUploaded.Add(float64(size))
+	c.local.keep(meta.ULID, newDir, size)
 	kind := "horizontal"
 	if p.overlapping {
 		kind = "vertical"

@@ -46,13 +46,12 @@ func (l *localBlocks) reset() error {
 	return nil
 }
 
-// keep moves the block directory dir (of block id) into the keeper, if it fits under
-// the limit. It reports whether it did; if not, dir is left where it was.
-func (l *localBlocks) keep(id ulid.ULID, dir string) bool {
+// keep moves the block directory dir (of block id, size bytes) into the keeper, if it
+// fits under the limit. It reports whether it did; if not, dir is left where it was.
+func (l *localBlocks) keep(id ulid.ULID, dir string, size int64) bool {
 	if l.limit <= 0 {
 		return false
 	}
-	size := uploadedBytes(dir)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total+size > l.limit {

@@ -114,7 +114,7 @@ func selectWindow(ranges []int64, blocks []*blockInfo) []*blockInfo {
 		for _, win := range splitByRange(blocks, r) {
 			spansRange := win[len(win)-1].meta.MaxTime-win[0].meta.MinTime == r
 			for _, run := range compactableRuns(win) {
-				if len(run) < 2 || slices.ContainsFunc(run, func(b *blockInfo) bool { return b.meta.Compaction.Failed }) {
+				if len(run) < 2 || hasFailed(run) {
 					continue
 				}
 				if spansRange || run[len(run)-1].meta.MaxTime <= highTime {
@@ -146,7 +146,7 @@ func completeWindow(ranges []int64, blocks []*blockInfo) (run []*blockInfo, leve
 			}
 			for _, run := range compactableRuns(win) {
 				if len(run) >= 2 && len(run) <= maxSkipLevelBlocks && len(run) == len(win) &&
-					!slices.ContainsFunc(run, func(b *blockInfo) bool { return b.meta.Compaction.Failed }) {
+					!hasFailed(run) {
 					return run, i
 				}
 			}
@@ -197,6 +197,11 @@ func compactableRuns(win []*blockInfo) [][]*blockInfo {
 		runs = append(runs, cur)
 	}
 	return runs
+}
+
+// hasFailed reports whether a block of run carries compaction.failed.
+func hasFailed(run []*blockInfo) bool {
+	return slices.ContainsFunc(run, func(b *blockInfo) bool { return b.meta.Compaction.Failed })
 }
 
 // describe lists blocks as "ULID[minTime,maxTime)" for logs and errors.

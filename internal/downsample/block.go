@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -319,14 +318,9 @@ func (r *rawReader) read(cr tsdb.ChunkReader, tombs tombstones.Reader, ref stora
 			case chunkenc.ValNone:
 				break samples
 			case chunkenc.ValFloat:
-				t, v := r.it.At()
-				if isDeleted(deleted, t) {
-					continue
-				}
-				if n := len(r.samples); n > 0 && t <= r.samples[n-1].T {
+				if t, v := r.it.At(); !r.add(t, v, deleted) {
 					sorted = false
 				}
-				r.samples = append(r.samples, Sample{t, v})
 			default:
 				st.histogramSamples++
 			}
@@ -349,21 +343,23 @@ func (r *rawReader) appendXOR(b []byte, deleted tombstones.Intervals, sorted boo
 	if r.ts, r.vs, err = xorchunk.Append(r.ts[:0], r.vs[:0], b); err != nil {
 		return sorted, err
 	}
-	prev := int64(math.MinInt64)
-	if n := len(r.samples); n > 0 {
-		prev = r.samples[n-1].T
-	}
 	for i, t := range r.ts {
-		if len(deleted) > 0 && isDeleted(deleted, t) {
-			continue
-		}
-		if t <= prev {
+		if !r.add(t, r.vs[i], deleted) {
 			sorted = false
 		}
-		prev = t
-		r.samples = append(r.samples, Sample{t, r.vs[i]})
 	}
 	return sorted, nil
+}
+
+// add appends the sample unless deleted covers it, and reports false when it does not
+// come after the previous sample (overlapping chunks).
+func (r *rawReader) add(t int64, v float64, deleted tombstones.Intervals) bool {
+	if len(deleted) > 0 && isDeleted(deleted, t) {
+		return true
+	}
+	n := len(r.samples)
+	r.samples = append(r.samples, Sample{t, v})
+	return n == 0 || t > r.samples[n-1].T
 }
 
 func isDeleted(ivs tombstones.Intervals, t int64) bool {

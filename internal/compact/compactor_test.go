@@ -400,18 +400,8 @@ func TestBadIndexHalts(t *testing.T) {
 func TestFailingGroupIsSkipped(t *testing.T) {
 	ctx := context.Background()
 	bkt := objstore.NewInMemBucket()
-	var broken []*block.Meta
-	for _, sp := range fiveBlocks(map[string]string{"cluster": "broken"}) {
-		broken = append(broken, upload(t, bkt, sp))
-	}
-	good := fiveBlocks(map[string]string{"cluster": "good"})
-	for _, sp := range good {
-		upload(t, bkt, sp)
-	}
 	// A chunk file of a block of the first group is gone.
-	if err := bkt.Delete(ctx, broken[1].ULID.String()+"/chunks/000001"); err != nil {
-		t.Fatal(err)
-	}
+	broken, good := brokenAndGood(t, bkt, fiveBlocks, 1)
 	c := newCompactor(t, bkt, Config{DisableDownsampling: true, CompactConcurrency: 2})
 	err := c.Iteration(ctx)
 	if err == nil || IsHalt(err) {

@@ -142,6 +142,25 @@ func upload(t testing.TB, bkt objstore.Bucket, sp spec) *block.Meta {
 }
 
 // newCompactor returns a compactor over bkt with test defaults (no delays).
+// brokenAndGood uploads the blocks of two groups, cluster=broken and cluster=good, made by
+// blocks, and deletes the chunk file of the broken group's block i. It returns the broken
+// group's metas and the good group's specs.
+func brokenAndGood(t testing.TB, bkt objstore.Bucket, blocks func(map[string]string) []spec, i int) ([]*block.Meta, []spec) {
+	t.Helper()
+	var broken []*block.Meta
+	for _, sp := range blocks(map[string]string{"cluster": "broken"}) {
+		broken = append(broken, upload(t, bkt, sp))
+	}
+	good := blocks(map[string]string{"cluster": "good"})
+	for _, sp := range good {
+		upload(t, bkt, sp)
+	}
+	if err := bkt.Delete(context.Background(), broken[i].ULID.String()+"/chunks/000001"); err != nil {
+		t.Fatal(err)
+	}
+	return broken, good
+}
+
 func newCompactor(t testing.TB, bkt objstore.Bucket, cfg Config) *Compactor {
 	t.Helper()
 	if cfg.DataDir == "" {

@@ -101,18 +101,8 @@ func TestParallelGroupsNeverShareAGroup(t *testing.T) {
 func TestParallelFailureKeepsOtherGroupsWork(t *testing.T) {
 	ctx := context.Background()
 	bkt := objstore.NewInMemBucket()
-	var broken []*block.Meta
-	for _, sp := range nineBlocks(map[string]string{"cluster": "broken"}) {
-		broken = append(broken, upload(t, bkt, sp))
-	}
-	good := nineBlocks(map[string]string{"cluster": "good"})
-	for _, sp := range good {
-		upload(t, bkt, sp)
-	}
 	// A block of the broken group's second 8h window loses a chunk file.
-	if err := bkt.Delete(ctx, broken[5].ULID.String()+"/chunks/000001"); err != nil {
-		t.Fatal(err)
-	}
+	broken, good := brokenAndGood(t, bkt, nineBlocks, 5)
 	c := newCompactor(t, bkt, Config{DisableDownsampling: true, CompactConcurrency: 2})
 	err := c.Iteration(ctx)
 	if err == nil || IsHalt(err) || !strings.Contains(err.Error(), broken[5].ULID.String()) {

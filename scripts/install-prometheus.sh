@@ -18,4 +18,4 @@ echo "no prometheus on PATH: building Prometheus $PROMETHEUS_VERSION into bin/ (
 GOBIN="$PWD/bin" go install \
   -ldflags "-X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
   "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE_VERSION"
-bin/prometheus --version 2>&1 | head -1
+bin/prometheus --version 2>&1 | sed -n 1p

@@ -24,6 +24,10 @@ apt_install() {
   return $rc
 }
 
+# version prints the first line of a tool's --version. sed reads the whole output, so a tool
+# writing more than one line never dies of SIGPIPE (which pipefail would turn into a failure).
+version() { "$@" --version 2>&1 | sed -n 1p; }
+
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
@@ -32,7 +36,7 @@ command -v protoc >/dev/null || need+=(protobuf-compiler libprotobuf-dev)
 command -v etcd >/dev/null || need+=(etcd-server)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
-prometheus --version 2>&1 | head -1
+version prometheus
 
 # MinIO, the real S3 server the object-storage tests run against. Built from source with
 # the Go toolchain (no prebuilt download); pinned so every machine tests the same server.
@@ -43,15 +47,15 @@ if [ ! -x "$gobin/minio" ]; then
   echo "building MinIO $MINIO_VERSION (one-off, several minutes)..."
   go install "github.com/minio/minio@$MINIO_VERSION"
 fi
-"$gobin/minio" --version 2>&1 | head -1
+version "$gobin/minio"
 
 # --- Web UI browser test (test/e2e/ui_test.go) -------------------------------------------
 # Headless Chromium from Debian; playwright-core (test/e2e/ui/package-lock.json) drives it
 # and is installed by the test itself with `npm ci` (it downloads no browser). Idempotent.
 command -v chromium >/dev/null || apt_install chromium
-chromium --version 2>/dev/null | head -1
+chromium --version 2>/dev/null | sed -n 1p
 
 # --- kube-apiserver (test/e2e/kube_*): validates deploy/kubernetes with server-side dry
 # runs and backs the Lease leader-election tests, with Debian's etcd as its store.
-etcd --version 2>&1 | head -1
+version etcd
 "$(dirname "$0")/build-kube-apiserver.sh"

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/infopb"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 	"github.com/vigilhq/vigil/internal/streamapi"
@@ -23,17 +24,8 @@ import (
 // unused for idleConnTimeout.
 type APIEndpoints struct {
 	endpoints   *EndpointSet
-	dialOpts    []grpc.DialOption
 	infoTimeout time.Duration
-	now         func() time.Time
-
-	mu    sync.Mutex
-	conns map[string]*apiConn
-}
-
-type apiConn struct {
-	conn     *grpc.ClientConn
-	lastUsed time.Time
+	conns       *storeapi.ConnPool
 }
 
 // idleConnTimeout is how long a connection to an endpoint no longer used is kept.
@@ -45,8 +37,8 @@ func NewAPIEndpoints(endpoints *EndpointSet, dialOpts []grpc.DialOption, infoTim
 	if infoTimeout <= 0 {
 		infoTimeout = 5 * time.Second
 	}
-	return &APIEndpoints{endpoints: endpoints, dialOpts: dialOpts, infoTimeout: infoTimeout,
-		now: time.Now, conns: map[string]*apiConn{}}
+	return &APIEndpoints{endpoints: endpoints, infoTimeout: infoTimeout,
+		conns: storeapi.NewConnPool(idleConnTimeout, dialOpts...)}
 }
 
 // APIEndpoint is a healthy endpoint that serves the API asked for.
@@ -107,7 +99,7 @@ func (a *APIEndpoints) serving(ctx context.Context, api API, strategy storepb.Pa
 		var conn *grpc.ClientConn
 		err := infoErr[i]
 		if err == nil && serves[i] {
-			conn, err = a.conn(ep.Addr)
+			conn, err = a.conns.Get(ep.Addr)
 		}
 		switch {
 		case err != nil:
@@ -121,44 +113,8 @@ func (a *APIEndpoints) serving(ctx context.Context, api API, strategy storepb.Pa
 			targets = append(targets, streamapi.Target[APIEndpoint]{Name: ep.Addr, Client: APIEndpoint{Endpoint: ep, Conn: conn}})
 		}
 	}
-	a.closeIdle()
 	return targets, warnings, nil
 }
 
-// conn returns the connection to addr, dialling on first use.
-func (a *APIEndpoints) conn(addr string) (*grpc.ClientConn, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if c, ok := a.conns[addr]; ok {
-		c.lastUsed = a.now()
-		return c.conn, nil
-	}
-	conn, err := grpc.NewClient(addr, a.dialOpts...)
-	if err != nil {
-		return nil, err
-	}
-	a.conns[addr] = &apiConn{conn: conn, lastUsed: a.now()}
-	return conn, nil
-}
-
-// closeIdle closes connections not used for idleConnTimeout.
-func (a *APIEndpoints) closeIdle() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for addr, c := range a.conns {
-		if a.now().Sub(c.lastUsed) > idleConnTimeout {
-			_ = c.conn.Close()
-			delete(a.conns, addr)
-		}
-	}
-}
-
 // Close closes every connection.
-func (a *APIEndpoints) Close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for addr, c := range a.conns {
-		_ = c.conn.Close()
-		delete(a.conns, addr)
-	}
-}
+func (a *APIEndpoints) Close() { _ = a.conns.Close() }

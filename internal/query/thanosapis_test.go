@@ -140,16 +140,12 @@ func TestThanosAPIProxies(t *testing.T) {
 	}
 
 	// One connection per endpoint that serves an API, shared by the APIs.
-	apis.mu.Lock()
-	conns := len(apis.conns)
-	apis.mu.Unlock()
-	if conns != 2 {
-		t.Fatalf("%d connections, want 2", conns)
+	if n := apis.conns.Len(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
 	}
-	apis.now = func() time.Time { return time.Now().Add(2 * idleConnTimeout) }
-	apis.closeIdle()
-	if len(apis.conns) != 0 {
-		t.Fatal("idle connections not closed")
+	apis.Close()
+	if n := apis.conns.Len(); n != 0 {
+		t.Fatalf("%d connections left after Close", n)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/hashring"
+	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/writepb"
 )
 
@@ -29,7 +30,7 @@ type Distributor struct {
 	rf      int
 	timeout time.Duration
 	ring    atomic.Pointer[hashring.Ring]
-	peers   *peers
+	peers   *storeapi.ConnPool // connections to the other receivers
 
 	forwards *prometheus.CounterVec
 }
@@ -61,7 +62,7 @@ func NewDistributor(logger *slog.Logger, reg prometheus.Registerer, w *Writer, o
 	}
 	return &Distributor{
 		logger: logger, writer: w, local: opts.LocalEndpoint, rf: opts.ReplicationFactor, timeout: opts.ForwardTimeout,
-		peers: &peers{opts: opts.DialOptions, conns: map[string]*grpc.ClientConn{}},
+		peers: storeapi.NewConnPool(peerIdleTimeout, opts.DialOptions...),
 		forwards: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_receive_forward_requests_total",
 			Help: "Writes forwarded to other receivers, by result.",
@@ -228,7 +229,7 @@ func (d *Distributor) writeBatch(ctx context.Context, tenant string, series []pr
 	if b.addr == d.local {
 		return d.writer.Write(ctx, tenant, sub)
 	}
-	err := d.peers.forward(ctx, b.addr, &writepb.WriteRequest{Timeseries: sub, Tenant: tenant, Replica: int64(b.n + 1)})
+	err := d.forward(ctx, b.addr, &writepb.WriteRequest{Timeseries: sub, Tenant: tenant, Replica: int64(b.n + 1)})
 	if err != nil {
 		d.forwards.WithLabelValues("error").Inc()
 		return err
@@ -254,17 +255,15 @@ func quorumError(errs []error, quorum, rf int) error {
 	return &WriteError{Cause: best, Err: fmt.Errorf("write quorum of %d of %d replicas not reached: %w", quorum, rf, errors.Join(errs...))}
 }
 
-// peers holds one gRPC connection per other receiver, made on first use.
-type peers struct {
-	opts  []grpc.DialOption
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-}
+// peerIdleTimeout is how long a connection to another receiver is kept unused: a
+// receiver dropped from the hashring stops being written to, and its connection closes.
+const peerIdleTimeout = 10 * time.Minute
 
-func (p *peers) forward(ctx context.Context, addr string, req *writepb.WriteRequest) error {
-	cc, err := p.conn(addr)
+// forward sends a write to the receiver at addr over the pooled connection.
+func (d *Distributor) forward(ctx context.Context, addr string, req *writepb.WriteRequest) error {
+	cc, err := d.peers.Get(addr)
 	if err != nil {
-		return &WriteError{Cause: CauseUnavailable, Err: err}
+		return &WriteError{Cause: CauseUnavailable, Err: fmt.Errorf("connect to receiver: %w", err)}
 	}
 	if _, err := writepb.NewClient(cc).RemoteWrite(ctx, req); err != nil {
 		if s, ok := status.FromError(err); ok {
@@ -275,31 +274,8 @@ func (p *peers) forward(ctx context.Context, addr string, req *writepb.WriteRequ
 	return nil
 }
 
-func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cc, ok := p.conns[addr]; ok {
-		return cc, nil
-	}
-	cc, err := grpc.NewClient(addr, p.opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to receiver %s: %w", addr, err)
-	}
-	p.conns[addr] = cc
-	return cc, nil
-}
-
 // Close closes the connections to the other receivers.
-func (d *Distributor) Close() error {
-	d.peers.mu.Lock()
-	defer d.peers.mu.Unlock()
-	var errs []error
-	for addr, cc := range d.peers.conns {
-		errs = append(errs, cc.Close())
-		delete(d.peers.conns, addr)
-	}
-	return errors.Join(errs...)
-}
+func (d *Distributor) Close() error { return d.peers.Close() }
 
 // GRPCServer serves thanos.WriteableStore: writes forwarded by other receivers.
 type GRPCServer struct {

@@ -259,7 +259,7 @@ func (s *Store) checkStreams(streams []*blockStream, sender *storeapi.SeriesSend
 		case code == codes.ResourceExhausted, code == codes.Canceled, code == codes.DeadlineExceeded:
 			return bs.err
 		case errors.Is(bs.err, context.Canceled), errors.Is(bs.err, context.DeadlineExceeded):
-			return status.Error(codes.Canceled, bs.err.Error())
+			return storeapi.StatusError(bs.err, codes.Canceled)
 		}
 		bs.reported = true
 		s.metrics.readFailures.Inc()

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // requestDone returns an error when the request itself is over: its deadline passed
@@ -31,21 +28,4 @@ func requestDone(ctx context.Context, what string) error {
 		return fmt.Errorf("query timed out %s: %w", what, err)
 	}
 	return fmt.Errorf("query canceled %s: %w", what, err)
-}
-
-// grpcError gives err the gRPC status the StoreAPI reports it with: the request's own
-// deadline and cancellation keep their codes so that a querier above this one sees a
-// timeout and not an unavailable endpoint; errors that carry a status keep it; anything
-// else is fallback.
-func grpcError(err error, fallback codes.Code) error {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	}
-	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
-		return status.Error(s.Code(), err.Error())
-	}
-	return status.Error(fallback, err.Error())
 }

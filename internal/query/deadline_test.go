@@ -91,14 +91,3 @@ func TestStoreServerDeadlineCodes(t *testing.T) {
 		t.Fatalf("LabelNames of a canceled request: %v, want code Canceled", err)
 	}
 }
-
-func TestGRPCErrorKeepsStatus(t *testing.T) {
-	err := grpcError(errors.New("x"), codes.Unavailable)
-	if status.Code(err) != codes.Unavailable {
-		t.Fatalf("plain error: %v", err)
-	}
-	wrapped := grpcError(errors.Join(status.Error(codes.ResourceExhausted, "limit")), codes.Unknown)
-	if status.Code(wrapped) != codes.ResourceExhausted {
-		t.Fatalf("status error: %v", wrapped)
-	}
-}

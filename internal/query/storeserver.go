@@ -85,7 +85,7 @@ func (s *StoreServer) Series(req *storepb.SeriesRequest, srv storepb.Store_Serie
 		}
 	}
 	if err := stream.Err(); err != nil {
-		return grpcError(err, codes.Unknown)
+		return storeapi.StatusError(err, codes.Unknown)
 	}
 	for _, w := range stream.Warnings() {
 		if err := sender.Warning(w); err != nil {
@@ -122,7 +122,7 @@ func (s *StoreServer) LabelNames(ctx context.Context, req *storepb.LabelNamesReq
 	}
 	names, ws, err := q.LabelNames(ctx, &storage.LabelHints{Limit: int(req.GetLimit())}, ms...)
 	if err != nil {
-		return nil, grpcError(err, codes.Unavailable)
+		return nil, storeapi.StatusError(err, codes.Unavailable)
 	}
 	return &storepb.LabelNamesResponse{Names: names, Warnings: warningStrings(ws)}, nil
 }
@@ -138,7 +138,7 @@ func (s *StoreServer) LabelValues(ctx context.Context, req *storepb.LabelValuesR
 	}
 	vals, ws, err := q.LabelValues(ctx, req.GetLabel(), &storage.LabelHints{Limit: int(req.GetLimit())}, ms...)
 	if err != nil {
-		return nil, grpcError(err, codes.Unavailable)
+		return nil, storeapi.StatusError(err, codes.Unavailable)
 	}
 	return &storepb.LabelValuesResponse{Values: vals, Warnings: warningStrings(ws)}, nil
 }

@@ -129,7 +129,7 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 		return err
 	}
 	if err := resorter.Flush(); err != nil && !errors.Is(err, errLimitReached) {
-		return toStatus(err)
+		return storeapi.StatusError(err, codes.Unavailable)
 	}
 	return sender.Flush()
 }
@@ -217,25 +217,13 @@ func (s *Store) stream(stream promclient.ReadStream, conv *converter, shard *sto
 			if errors.Is(err, errLimitReached) {
 				return err
 			}
-			return toStatus(err)
+			return storeapi.StatusError(err, codes.Unavailable)
 		}
 	}
 	if err := stream.Err(); err != nil {
 		return status.Error(codes.Unavailable, fmt.Sprintf("read remote-read stream from Prometheus: %v", err))
 	}
 	return nil
-}
-
-func toStatus(err error) error {
-	var rl storeapi.ErrResortLimit
-	switch {
-	case errors.As(err, &rl):
-		return status.Error(codes.ResourceExhausted, err.Error())
-	case status.Code(err) != codes.Unknown:
-		return err
-	default:
-		return status.Error(codes.Unavailable, err.Error())
-	}
 }
 
 // remoteReadQuery builds the remote-read query, passing the PromQL hints through so

@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
+	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 )
 
@@ -127,24 +127,16 @@ func (s *localStream[Resp, Item]) SendMsg(m any) error {
 }
 func (s *localStream[Resp, Item]) RecvMsg(any) error { return io.EOF }
 
-// Serve answers one call of a server method from fetch: its error as StatusError,
+// Serve answers one call of a server method from fetch: its error as
+// storeapi.StatusError (Unavailable unless it says otherwise),
 // else its warnings and items.
 func Serve[Resp, Item any](f Frames[Resp, Item], srv grpc.ServerStreamingServer[Resp],
 	fetch func(context.Context) ([]Item, []string, error)) error {
 	items, warnings, err := fetch(srv.Context())
 	if err != nil {
-		return StatusError(err)
+		return storeapi.StatusError(err, codes.Unavailable)
 	}
 	return f.Send(srv, items, warnings)
-}
-
-// StatusError is what a server returns for its source's error: a gRPC status as it
-// is, anything else (Prometheus unreachable, say) as Unavailable.
-func StatusError(err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	return status.Error(codes.Unavailable, err.Error())
 }
 
 // Target is one endpoint to ask.

@@ -29,7 +29,7 @@ func (s *Store) LabelNames(ctx context.Context, req *storepb.LabelNamesRequest) 
 	}
 	names, warnings, err := s.labelNames(ctx, req, ms)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, storeapi.StatusError(err, codes.Internal)
 	}
 	return &storepb.LabelNamesResponse{Names: names, Warnings: warnings}, nil
 }
@@ -46,7 +46,7 @@ func (s *Store) LabelValues(ctx context.Context, req *storepb.LabelValuesRequest
 	}
 	values, warnings, err := s.labelValues(ctx, req, ms)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, storeapi.StatusError(err, codes.Internal)
 	}
 	return &storepb.LabelValuesResponse{Values: values, Warnings: warnings}, nil
 }

@@ -119,7 +119,7 @@ func (m *Multi) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 // request's error when it is fatal (see isFatal).
 func (m *Multi) tolerate(srv storepb.Store_SeriesServer, s *Store, err error) error {
 	if isFatal(err) {
-		return toStatus(err)
+		return storeapi.StatusError(err, codes.Internal)
 	}
 	return srv.Send(&storepb.SeriesResponse{Result: &storepb.SeriesResponse_Warning{Warning: m.skipped(s, err)}})
 }
@@ -184,7 +184,7 @@ func (m *Multi) union(ctx context.Context, ms []*labels.Matcher, limit int64, ca
 		g.Go(func() error {
 			v, w, err := call(gctx, s)
 			if err != nil && isFatal(err) {
-				return toStatus(err)
+				return storeapi.StatusError(err, codes.Internal)
 			}
 			answers[i] = answer{values: v, warnings: w, err: err}
 			return nil

@@ -9,8 +9,6 @@
 package tsdbstore
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"math"
 
@@ -94,35 +92,14 @@ func (s *Store) Series(req *storepb.SeriesRequest, srv storepb.Store_SeriesServe
 	}
 	st, err := s.open(srv.Context(), q)
 	if err != nil {
-		return toStatus(err)
+		return storeapi.StatusError(err, codes.Internal)
 	}
 	var streams []*seriesStream
 	if st != nil {
 		streams = append(streams, st)
 	}
 	defer closeStreams(streams)
-	return sendMerged(srv, req, streams, s.opts.Limits, func(_ *seriesStream, err error) error { return toStatus(err) })
-}
-
-// toStatus turns an internal error into the gRPC status a client sees: cancellation
-// keeps its code, an exceeded limit is ResourceExhausted (as in the sidecar), a status
-// error keeps its code, and anything else is a local read failure (Internal).
-func toStatus(err error) error {
-	var rl storeapi.ErrResortLimit
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.As(err, &rl):
-		return status.Error(codes.ResourceExhausted, err.Error())
-	}
-	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-		return st.Err()
-	}
-	return status.Error(codes.Internal, err.Error())
+	return sendMerged(srv, req, streams, s.opts.Limits, func(_ *seriesStream, err error) error { return storeapi.StatusError(err, codes.Internal) })
 }
 
 // endTime treats an unset label-call end (0) as "no upper bound", as the sidecar does.

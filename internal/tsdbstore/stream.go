@@ -212,7 +212,7 @@ func isFatal(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
-	switch status.Code(toStatus(err)) {
+	switch status.Code(storeapi.StatusError(err, codes.Internal)) {
 	case codes.Canceled, codes.DeadlineExceeded, codes.ResourceExhausted, codes.InvalidArgument:
 		return true
 	}

@@ -27,7 +27,7 @@ type ruleFlags struct {
 	objstore                                   *objstore.Flags
 	election                                   *leaderelection.Flags
 	queries, querySD, ruleFiles, amURLs        []string
-	labels, labelDrop                          []string
+	labels, labelDrop, restoreIgnored          []string
 	amConfigFile, relabelFile, queryURL        string
 	remoteWriteFile, dataDir                   string
 	eval, queryTimeout, amTimeout, resendDelay *time.Duration
@@ -54,6 +54,7 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	f.resendDelay = durationFlag(cmd, "resend-delay", "Minimum time before a firing alert is sent again.", "1m")
 	f.outage = durationFlag(cmd, "for-outage-tolerance", "Maximum ruler outage tolerated when restoring the 'for' state of alerts.", "1h")
 	f.forGrace = durationFlag(cmd, "for-grace-period", "Minimum 'for' left after a restore of alert state.", "10m")
+	cmd.Flag("restore-ignored-label", "Label name the query endpoints add to alert state that the ruler's alerts lack (a receiver's tenant label, say), ignored when restoring alert 'for' state through them; repeatable. The --label names always are.").StringsVar(&f.restoreIgnored)
 	cmd.Flag("label", `External label of the ruler's recorded data and alerts, name="value"; repeatable.`).StringsVar(&f.labels)
 	cmd.Flag("data-dir", "Directory of the ruler's TSDB (or WAL in stateless mode).").Default("data/").StringVar(&f.dataDir)
 	f.block = durationFlag(cmd, "tsdb.block-duration", "Length of the local blocks.", "2h")

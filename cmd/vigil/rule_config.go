@@ -23,7 +23,7 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	cfg := rule.Config{
 		DataDir: f.dataDir, RuleFiles: f.ruleFiles, EvalInterval: *f.eval, QueryTimeout: *f.queryTimeout,
 		ResendDelay: *f.resendDelay, Outage: *f.outage, ForGrace: *f.forGrace, QueryOffset: *f.queryOffset,
-		BlockDuration: *f.block, Retention: *f.retention, UploadEvery: *f.upload,
+		BlockDuration: *f.block, Retention: *f.retention, UploadEvery: *f.upload, RestoreIgnored: f.restoreIgnored,
 	}
 	var err error
 	if cfg.Labels, err = cliflag.ParseLabels(f.labels); err != nil {

@@ -60,22 +60,33 @@ func (e *QueryError) Error() string {
 // true). Endpoints that cannot be reached, time out or fail on their side are skipped
 // for the next; a refused query (HTTP 4xx) is final.
 func (q *Querier) Query(ctx context.Context, expr string, t time.Time, partialResponse bool) (promql.Vector, error) {
+	var v promql.Vector
+	err := q.instant(ctx, expr, t, partialResponse, func(r *apiResponse) (err error) {
+		v, err = resultVector(r, t)
+		return err
+	})
+	return v, err
+}
+
+// instant sends an instant query to the endpoints in a fresh random order until one
+// answers and decode accepts its result.
+func (q *Querier) instant(ctx context.Context, expr string, t time.Time, partialResponse bool, decode func(*apiResponse) error) error {
 	addrs := q.addrs()
 	if len(addrs) == 0 {
 		q.failures.Inc()
-		return nil, errors.New("no --query endpoint to evaluate rules with")
+		return errors.New("no --query endpoint to evaluate rules with")
 	}
 	var errs []error
 	for _, i := range rand.Perm(len(addrs)) {
-		v, err := q.queryOne(ctx, baseURL(addrs[i]), expr, t, partialResponse)
+		err := q.queryOne(ctx, baseURL(addrs[i]), expr, t, partialResponse, decode)
 		var qe *QueryError
 		switch {
 		case err == nil:
 			q.attempts.WithLabelValues("success").Inc()
-			return v, nil
+			return nil
 		case errors.As(err, &qe):
 			q.attempts.WithLabelValues("error").Inc()
-			return nil, err
+			return err
 		}
 		q.attempts.WithLabelValues("unavailable").Inc()
 		errs = append(errs, fmt.Errorf("%s: %w", addrs[i], err))
@@ -84,7 +95,7 @@ func (q *Querier) Query(ctx context.Context, expr string, t time.Time, partialRe
 		}
 	}
 	q.failures.Inc()
-	return nil, fmt.Errorf("no --query endpoint answered: %w", errors.Join(errs...))
+	return fmt.Errorf("no --query endpoint answered: %w", errors.Join(errs...))
 }
 
 // baseURL turns a --query address into a base URL: host:port means plain HTTP.
@@ -95,7 +106,7 @@ func baseURL(addr string) string {
 	return "http://" + addr
 }
 
-func (q *Querier) queryOne(ctx context.Context, base, expr string, t time.Time, partialResponse bool) (promql.Vector, error) {
+func (q *Querier) queryOne(ctx context.Context, base, expr string, t time.Time, partialResponse bool, decode func(*apiResponse) error) error {
 	form := url.Values{
 		"query":            {expr},
 		"time":             {strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)},
@@ -104,19 +115,23 @@ func (q *Querier) queryOne(ctx context.Context, base, expr string, t time.Time, 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/query", strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, fmt.Errorf("build query request: %w", err)
+		return fmt.Errorf("build query request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := q.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return fmt.Errorf("query: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
-		return nil, fmt.Errorf("read query response: %w", err)
+		return fmt.Errorf("read query response: %w", err)
 	}
-	return decodeQueryResponse(resp.StatusCode, body, t)
+	r, err := decodeEnvelope(resp.StatusCode, body)
+	if err != nil {
+		return err
+	}
+	return decode(r)
 }
 
 // apiResponse is the Prometheus API envelope of an instant query.
@@ -130,10 +145,19 @@ type apiResponse struct {
 	} `json:"data"`
 }
 
-// decodeQueryResponse turns an API answer into a vector. Timeouts (503) and the
+// decodeQueryResponse turns an API answer into a vector.
+func decodeQueryResponse(code int, body []byte, t time.Time) (promql.Vector, error) {
+	r, err := decodeEnvelope(code, body)
+	if err != nil {
+		return nil, err
+	}
+	return resultVector(r, t)
+}
+
+// decodeEnvelope decodes an API answer and its status. Timeouts (503) and the
 // endpoint's own failures (5xx) are errors worth another endpoint; other refusals are a
 // QueryError.
-func decodeQueryResponse(code int, body []byte, t time.Time) (promql.Vector, error) {
+func decodeEnvelope(code int, body []byte) (*apiResponse, error) {
 	var r apiResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		if code/100 == 5 {
@@ -147,6 +171,13 @@ func decodeQueryResponse(code int, body []byte, t time.Time) (promql.Vector, err
 		}
 		return nil, &QueryError{Status: code, Type: r.ErrorType, Msg: r.Error}
 	}
+	return &r, nil
+}
+
+// resultVector is the result of a successful answer as a vector: a scalar becomes a
+// vector of one sample at t; other result types are a QueryError.
+func resultVector(r *apiResponse, t time.Time) (promql.Vector, error) {
+	code := http.StatusOK
 	switch r.Data.ResultType {
 	case "vector":
 		return decodeVector(r.Data.Result)

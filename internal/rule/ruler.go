@@ -51,15 +51,18 @@ type Config struct {
 	ResendDelay   time.Duration
 	Outage        time.Duration // --for-outage-tolerance
 	ForGrace      time.Duration // --for-grace-period
-	QueryOffset   time.Duration // --rule-query-offset
-	BlockDuration time.Duration
-	Retention     time.Duration
-	Bucket        objstore.Bucket // nil: no upload
-	UploadEvery   time.Duration
-	RemoteWrite   *config.Config // stateless mode: the remote_write section; nil: stateful
-	FlushDeadline time.Duration  // stateless mode: how long shutdown waits for unsent samples; 1m when 0
-	ExternalURL   *url.URL       // --alert.query-url, for templates
-	Store         tsdbstore.Options
+	// RestoreIgnored are label names the query endpoints add to alert state that the
+	// ruler's alerts lack, besides the Labels names (--restore-ignored-label).
+	RestoreIgnored []string
+	QueryOffset    time.Duration // --rule-query-offset
+	BlockDuration  time.Duration
+	Retention      time.Duration
+	Bucket         objstore.Bucket // nil: no upload
+	UploadEvery    time.Duration
+	RemoteWrite    *config.Config // stateless mode: the remote_write section; nil: stateful
+	FlushDeadline  time.Duration  // stateless mode: how long shutdown waits for unsent samples; 1m when 0
+	ExternalURL    *url.URL       // --alert.query-url, for templates
+	Store          tsdbstore.Options
 }
 
 // Ruler is the assembled ruler.
@@ -113,7 +116,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, cfg Config) (*Ruler, er
 		},
 		NotifyFunc:             NotifyFunc(r.notifier, cfg.Alerts),
 		AppendableV2:           appendable,
-		Queryable:              queryable,
+		Queryable:              r.forStateQueryable(queryable),
 		Logger:                 logger,
 		Registerer:             reg,
 		Metrics:                rules.NewGroupMetrics(reg), // shared by every manager
@@ -129,7 +132,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, cfg Config) (*Ruler, er
 }
 
 // openStorage opens the local TSDB (stateful) or the WAL-only agent storage with remote
-// write (stateless). The queryable restores alert `for` state after a restart.
+// write (stateless). The queryable is the local TSDB, nil in stateless mode.
 func (r *Ruler) openStorage(reg prometheus.Registerer) (storage.AppendableV2, storage.Queryable, error) {
 	cfg := r.cfg
 	if cfg.RemoteWrite != nil {
@@ -150,8 +153,8 @@ func (r *Ruler) openStorage(reg prometheus.Registerer) (storage.AppendableV2, st
 		}
 		db.SetWriteNotified(r.remote) // read new samples at once rather than on the next poll
 		r.agentDB = db
-		// No local data to restore `for` state from: alerts start afresh after a restart.
-		return db, storage.QueryableFunc(func(int64, int64) (storage.Querier, error) { return storage.NoopQuerier(), nil }), nil
+		// No local data: alert `for` state is restored through the query API alone.
+		return db, nil, nil
 	}
 	o := tsdb.DefaultOptions()
 	o.MinBlockDuration = cfg.BlockDuration.Milliseconds()

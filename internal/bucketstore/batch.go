@@ -124,7 +124,7 @@ func (r *seriesReader) fill(ctx context.Context) (bool, error) {
 		r.refs = append(r.refs, r.p.At())
 	}
 	if err := r.p.Err(); err != nil {
-		return false, r.b.indexErr("iterate postings", err)
+		return false, r.b.indexErr(ctx, "iterate postings", err)
 	}
 	if len(r.refs) == 0 {
 		return false, nil

@@ -111,25 +111,41 @@ func (b *loadedBlock) close() error {
 	return err
 }
 
-// indexErr adds the bucket error behind a failed index read, if any.
-func (b *loadedBlock) indexErr(what string, err error) error {
+// indexErr explains a failed read through the index reader: the request's own end if
+// it is over (the reader's bucket reads end with it), else the bucket error behind it,
+// if any.
+func (b *loadedBlock) indexErr(ctx context.Context, what string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%s in block %s: %w", what, b.id, cerr)
+	}
 	if ferr := b.ri.err(); ferr != nil {
 		return fmt.Errorf("%s in block %s: %w (bucket: %v)", what, b.id, err, ferr)
 	}
 	return fmt.Errorf("%s in block %s: %w", what, b.id, err)
 }
 
+// readIndex runs read through the block's index reader on behalf of the request of
+// ctx: bucket reads it starts end when the request does (see readers).
+func (b *loadedBlock) readIndex(ctx context.Context, what string, read func() error) error {
+	defer b.ri.readers.join(ctx)()
+	if err := read(); err != nil {
+		return b.indexErr(ctx, what, err)
+	}
+	return nil
+}
+
 // postings returns the sorted series references matching ms.
-func (b *loadedBlock) postings(ctx context.Context, ms []*labels.Matcher) (index.Postings, error) {
-	if len(ms) == 0 {
-		k, v := index.AllPostingsKey()
-		return b.index.Postings(ctx, k, v)
-	}
-	p, err := tsdb.PostingsForMatchers(ctx, b.index, ms...)
-	if err != nil {
-		return nil, b.indexErr("read postings", err)
-	}
-	return p, nil
+func (b *loadedBlock) postings(ctx context.Context, ms []*labels.Matcher) (p index.Postings, err error) {
+	err = b.readIndex(ctx, "read postings", func() error {
+		if len(ms) == 0 {
+			k, v := index.AllPostingsKey()
+			p, err = b.index.Postings(ctx, k, v)
+		} else {
+			p, err = tsdb.PostingsForMatchers(ctx, b.index, ms...)
+		}
+		return err
+	})
+	return p, err
 }
 
 // defaultAggrs are served from downsampled chunks when a request names no aggregate:

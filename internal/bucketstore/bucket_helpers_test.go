@@ -37,13 +37,16 @@ type rangeCall struct {
 	off, length int64
 }
 
-// countingBucket records GetRange calls and can fail those on index files.
+// countingBucket records GetRange calls and can fail those on index files, or make
+// them hang until their context ends.
 type countingBucket struct {
 	objstore.Bucket
 	mu         sync.Mutex
 	ranges     []rangeCall
 	failIndex  atomic.Bool
 	failChunks atomic.Bool
+	hangIndex  atomic.Bool
+	hanging    atomic.Int32 // GetRange calls hanging now
 }
 
 var errInjected = errors.New("injected bucket failure")
@@ -54,6 +57,12 @@ func (b *countingBucket) GetRange(ctx context.Context, name string, off, length 
 	b.mu.Unlock()
 	if (b.failIndex.Load() && strings.HasSuffix(name, "/index")) || (b.failChunks.Load() && strings.Contains(name, "/chunks/")) {
 		return nil, errInjected
+	}
+	if b.hangIndex.Load() && strings.HasSuffix(name, "/index") {
+		b.hanging.Add(1)
+		defer b.hanging.Add(-1)
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	return b.Bucket.GetRange(ctx, name, off, length)
 }

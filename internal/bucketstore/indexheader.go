@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 
 	"github.com/oklog/ulid/v2"
@@ -41,15 +42,17 @@ type localRange struct{ start, end int }
 // remoteIndex is an index.ByteSlice over a block's index: local sections from the
 // mmapped index-header, everything else from the segment cache or the bucket.
 type remoteIndex struct {
-	ctx    context.Context
-	id     ulid.ULID
-	name   string // object name of the index
-	size   int
-	bkt    objstore.BucketReader
-	cache  *SegmentCache
-	mmap   *fileutil.MmapFile
-	local  []localRange
-	fetchs *atomic.Int64 // bucket range reads, for metrics
+	// readers are the requests reading through the index reader now, whose context
+	// its bucket reads run with (see readers).
+	readers readers
+	id      ulid.ULID
+	name    string // object name of the index
+	size    int
+	bkt     objstore.BucketReader
+	cache   *SegmentCache
+	mmap    *fileutil.MmapFile
+	local   []localRange
+	fetchs  *atomic.Int64 // bucket range reads, for metrics
 	// lastErr keeps the last bucket error: ByteSlice cannot return one, so the reader
 	// reports a short read and the caller asks here why.
 	lastErr atomic.Pointer[error]
@@ -85,13 +88,61 @@ func (r *remoteIndex) Range(start, end int) []byte {
 	// Read ahead only what the cache can keep: a segment it rejects is read again.
 	ahead := min(readAhead, int(r.cache.max/8))
 	fetchEnd := min(max(end, start+ahead), r.size)
-	b, err := r.fetch(r.ctx, start, fetchEnd)
+	b, err := r.fetch(r.readers.fetchContext(), start, fetchEnd)
 	if err != nil {
 		r.lastErr.Store(&err)
 		return failedRange(end - start)
 	}
 	r.cache.Put(r.id, start, b)
 	return b[:end-start]
+}
+
+// readers tracks the requests reading through a block's index reader. The reader's
+// ByteSlice carries no context, so a bucket read it starts runs with a context of its
+// own that ends once every request reading has ended or given up: a query past its
+// deadline does not stay stuck behind a hanging object store, and a read that another
+// request still waits for is not cut short.
+type readers struct {
+	mu     sync.Mutex
+	n      int // requests reading
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// join registers a request reading with ctx until the returned function is called.
+func (rs *readers) join(ctx context.Context) (leave func()) {
+	rs.mu.Lock()
+	if rs.n == 0 {
+		rs.ctx, rs.cancel = context.WithCancel(context.Background())
+	}
+	rs.n++
+	rs.mu.Unlock()
+	var once sync.Once
+	gone := func() {
+		once.Do(func() {
+			rs.mu.Lock()
+			defer rs.mu.Unlock()
+			if rs.n--; rs.n == 0 {
+				rs.cancel()
+			}
+		})
+	}
+	stop := context.AfterFunc(ctx, gone)
+	return func() {
+		stop()
+		gone()
+	}
+}
+
+// fetchContext is the context of a bucket read: that of the requests reading, or, for
+// a read outside any request (building the index-header), one that never ends.
+func (rs *readers) fetchContext() context.Context {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.n == 0 {
+		return context.Background()
+	}
+	return rs.ctx
 }
 
 // failedRange stands in for bytes that could not be read. All 0xFF makes every decoder
@@ -142,7 +193,7 @@ func openIndexHeader(ctx context.Context, bkt objstore.BucketReader, cache *Segm
 	if err != nil {
 		return nil, nil, fmt.Errorf("stat %s: %w", name, err)
 	}
-	ri := &remoteIndex{ctx: context.Background(), id: id, name: name, size: int(attrs.Size), bkt: bkt, cache: cache, fetchs: fetchs}
+	ri := &remoteIndex{id: id, name: name, size: int(attrs.Size), bkt: bkt, cache: cache, fetchs: fetchs}
 	if ri.size < headerLen+tocLen {
 		return nil, nil, fmt.Errorf("index of block %s is too small (%d bytes)", id, ri.size)
 	}

@@ -81,13 +81,17 @@ func (s *Store) LabelNames(ctx context.Context, req *storepb.LabelNamesRequest) 
 		for _, b := range sc.bs {
 			var names []string
 			if len(sc.rest) == 0 {
-				if names, err = b.index.LabelNames(ctx); err != nil {
-					return nil, status.Error(codes.Internal, b.indexErr("read label names", err).Error())
-				}
-			} else if err := s.forEachSeries(ctx, b, sc.rest, func(ls labels.Labels) {
-				ls.Range(func(l labels.Label) { names = append(names, l.Name) })
-			}); err != nil {
-				return nil, status.Error(codes.Internal, err.Error())
+				err = b.readIndex(ctx, "read label names", func() (err error) {
+					names, err = b.index.LabelNames(ctx)
+					return err
+				})
+			} else {
+				err = s.forEachSeries(ctx, b, sc.rest, func(ls labels.Labels) {
+					ls.Range(func(l labels.Label) { names = append(names, l.Name) })
+				})
+			}
+			if err != nil {
+				return nil, storeapi.StatusError(err, codes.Internal)
 			}
 			found = found || len(names) > 0
 			for _, n := range names {
@@ -133,7 +137,7 @@ func (s *Store) LabelValues(ctx context.Context, req *storepb.LabelValuesRequest
 	for _, sc := range scopes {
 		for _, b := range sc.bs {
 			if err := s.blockLabelValues(ctx, b, sc, name, seen); err != nil {
-				return nil, status.Error(codes.Internal, err.Error())
+				return nil, storeapi.StatusError(err, codes.Internal)
 			}
 		}
 	}
@@ -160,9 +164,12 @@ func (s *Store) blockLabelValues(ctx context.Context, b *loadedBlock, sc labelSc
 		return nil
 	}
 	if len(sc.rest) == 0 {
-		vals, err := b.index.SortedLabelValues(ctx, name, nil)
-		if err != nil {
-			return b.indexErr("read label values", err)
+		var vals []string
+		if err := b.readIndex(ctx, "read label values", func() (err error) {
+			vals, err = b.index.SortedLabelValues(ctx, name, nil)
+			return err
+		}); err != nil {
+			return err
 		}
 		for _, v := range vals {
 			seen[v] = struct{}{}

@@ -97,9 +97,11 @@ func TestRemoteForStateSelect(t *testing.T) {
 
 func TestRemoteForStateErrors(t *testing.T) {
 	for name, answer := range map[string]func(url.Values) (int, string){
-		"refused":     func(url.Values) (int, string) { return errorAnswer(http.StatusBadRequest, "bad_data", "no") },
-		"not matrix":  func(f url.Values) (int, string) { return vectorAnswer(f, "1", map[string]string{}) },
-		"bad samples": func(url.Values) (int, string) { return http.StatusOK, `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}}` },
+		"refused":    func(url.Values) (int, string) { return errorAnswer(http.StatusBadRequest, "bad_data", "no") },
+		"not matrix": func(f url.Values) (int, string) { return vectorAnswer(f, "1", map[string]string{}) },
+		"bad samples": func(url.Values) (int, string) {
+			return http.StatusOK, `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}}`
+		},
 	} {
 		api := newFakeQueryAPI(t, answer)
 		r := &Ruler{querier: newTestQuerier(prometheus.NewRegistry(), 5*time.Second, api.URL)}

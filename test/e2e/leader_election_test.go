@@ -167,6 +167,33 @@ func (s *leSampler) leader() int {
 	return -1
 }
 
+// waitLeader waits until one of the processes leads and returns its index.
+func (s *leSampler) waitLeader(t *testing.T) int {
+	t.Helper()
+	e2eutil.Poll(t, 20*time.Second, 50*time.Millisecond, func() error {
+		if s.leader() < 0 {
+			return fmt.Errorf("no leader yet")
+		}
+		return nil
+	})
+	return s.leader()
+}
+
+// startElectedRulers starts one ruler per name campaigning for lease, with args added,
+// and waits until they are ready.
+func startElectedRulers(t *testing.T, k *e2eutil.KubeAPIServer, lease string, names []string, args ...string) []*e2eutil.Vigil {
+	t.Helper()
+	var procs []*e2eutil.Vigil
+	for _, name := range names {
+		all := append([]string{"rule", "--data-dir=" + t.TempDir(), `--label=replica="` + name + `"`}, args...)
+		procs = append(procs, e2eutil.StartVigil(t, append(all, leaderElectionArgs(k.Kubeconfig, lease, name)...)...))
+	}
+	for _, p := range procs {
+		p.MustWaitReady(t)
+	}
+	return procs
+}
+
 // checkSamples asserts the safety properties over every round: never two leaders, and no
 // process's work counter grows across two reads that both found it not leading.
 func checkSamples(t *testing.T, rounds [][]leState, names []string) {
@@ -327,13 +354,7 @@ func TestLeaderElectionCompactTakeover(t *testing.T) {
 	procs := []*e2eutil.Vigil{startElectedCompactor(t, cfg, k.Kubeconfig, "compact-0"), startElectedCompactor(t, cfg, k.Kubeconfig, "compact-1")}
 	names := []string{"compact-0", "compact-1"}
 	s := startSampler("vigil_compact_iterations_total", procs...)
-	e2eutil.Poll(t, 20*time.Second, 50*time.Millisecond, func() error {
-		if s.leader() < 0 {
-			return fmt.Errorf("no leader yet")
-		}
-		return nil
-	})
-	li := s.leader()
+	li := s.waitLeader(t)
 	leader, follower := procs[li], procs[1-li]
 	t.Logf("%s leads", names[li])
 	e2eutil.Poll(t, 60*time.Second, 200*time.Millisecond, func() error {
@@ -452,24 +473,10 @@ func TestLeaderElectionRule(t *testing.T) {
 	q.MustWaitReady(t)
 	rules := writeRuleFile(t, "le.yml", leRules)
 	names := []string{"ruler-0", "ruler-1"}
-	var procs []*e2eutil.Vigil
-	for _, name := range names {
-		args := append([]string{"rule", "--data-dir=" + t.TempDir(), "--query=" + q.HTTPAddr, "--rule-file=" + rules,
-			`--label=replica="` + name + `"`}, leaderElectionArgs(k.Kubeconfig, "vigil-rule", name)...)
-		procs = append(procs, e2eutil.StartVigil(t, args...))
-	}
-	for _, p := range procs {
-		p.MustWaitReady(t)
-	}
+	procs := startElectedRulers(t, k, "vigil-rule", names, "--query="+q.HTTPAddr, "--rule-file="+rules)
 	const evals = "prometheus_rule_evaluations_total"
 	s := startSampler(evals, procs...)
-	e2eutil.Poll(t, 20*time.Second, 50*time.Millisecond, func() error {
-		if s.leader() < 0 {
-			return fmt.Errorf("no leader yet")
-		}
-		return nil
-	})
-	li := s.leader()
+	li := s.waitLeader(t)
 	leader, follower := procs[li], procs[1-li]
 	s.waitFor(t, 10*time.Second, "evaluations by the leader", li, func(st leState) bool { return st.work >= 3 })
 	time.Sleep(3 * time.Second)

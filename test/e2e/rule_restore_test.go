@@ -35,25 +35,10 @@ func TestLeaderElectionRuleKeepsAlertFiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := []string{"ruler-0", "ruler-1"}
-	var procs []*e2eutil.Vigil
-	for _, name := range names {
-		args := append([]string{"rule", "--data-dir=" + t.TempDir(), "--query=" + q.HTTPAddr, "--rule-file=" + rules,
-			`--label=replica="` + name + `"`, "--remote-write.config-file=" + rw, "--restore-ignored-label=tenant_id",
-			"--restore-ignored-label=receive_replica"},
-			leaderElectionArgs(k.Kubeconfig, "vigil-rule-restore", name)...)
-		procs = append(procs, e2eutil.StartVigil(t, args...))
-	}
-	for _, p := range procs {
-		p.MustWaitReady(t)
-	}
+	procs := startElectedRulers(t, k, "vigil-rule-restore", names, "--query="+q.HTTPAddr, "--rule-file="+rules,
+		"--remote-write.config-file="+rw, "--restore-ignored-label=tenant_id", "--restore-ignored-label=receive_replica")
 	s := startSampler("prometheus_rule_evaluations_total", procs...)
-	e2eutil.Poll(t, 20*time.Second, 50*time.Millisecond, func() error {
-		if s.leader() < 0 {
-			return fmt.Errorf("no leader yet")
-		}
-		return nil
-	})
-	li := s.leader()
+	li := s.waitLeader(t)
 	leader, follower := procs[li], procs[1-li]
 	firing := mustAlertFiring(t, leader, heldFor+10*time.Second)
 	// Let the leader's ALERTS_FOR_STATE samples since firing reach the receiver.

@@ -38,7 +38,7 @@ type compactConfig struct {
 	keepLocal                         *units.Base2Bytes
 	replicaLabels                     *[]string
 	dedupFunc, hashFunc               *string
-	relabelFile, relabelContent       *string
+	relabel                           *cliflag.PathOrContent
 	minTime, maxTime                  *cliflag.TimeOrDuration
 }
 
@@ -74,8 +74,7 @@ func registerCompact(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.vertical = cmd.Flag("compact.enable-vertical-compaction", "Compact overlapping blocks (merging identical samples) instead of halting; implied by --deduplication.replica-label.").Hidden().Default("false").Bool()
 	cfg.haltOnError = cmd.Flag("debug.halt-on-error", "With --wait, keep running (idle, vigil_compact_halted=1) after a critical error instead of exiting.").Hidden().Default("true").Bool()
 	cfg.hashFunc = cmd.Flag("hash-func", "Hash function recorded for each uploaded file in meta.json: SHA256, or empty for none.").Default("").Enum("", string(block.HashSHA256))
-	cfg.relabelFile = cmd.Flag("selector.relabel-config-file", "Relabel rules over each block's external labels plus __block_id; dropped blocks are not touched (sharding).").Default("").String()
-	cfg.relabelContent = cmd.Flag("selector.relabel-config", "Alternative to --selector.relabel-config-file: the rules themselves.").Default("").String()
+	cfg.relabel = cliflag.RegisterPathOrContent(cmd, "selector.relabel-config", "Relabel rules over each block's external labels plus __block_id; dropped blocks are not touched (sharding)")
 	cfg.minTime = cliflag.Time(cmd.Flag("min-time", "Only touch blocks with data at or after this time: RFC3339 or relative, e.g. -2w.").Default("0000-01-01T00:00:00Z"))
 	cfg.maxTime = cliflag.Time(cmd.Flag("max-time", "Only touch blocks with data at or before this time: RFC3339 or relative, e.g. -2h.").Default("9999-12-31T23:59:59Z"))
 	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
@@ -106,7 +105,7 @@ func runCompact(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		RetentionRaw:        *cfg.retRaw, Retention5m: *cfg.ret5m, Retention1h: *cfg.ret1h,
 		HashFunc: block.HashFunc(*cfg.hashFunc),
 	}
-	if ccfg.Relabel, err = relabelConfig(*cfg.relabelFile, *cfg.relabelContent); err != nil {
+	if ccfg.Relabel, err = relabelConfig(cfg.relabel); err != nil {
 		return err
 	}
 	if err := ccfg.Validate(); err != nil {

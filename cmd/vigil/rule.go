@@ -12,6 +12,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/leaderelection"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/rule"
@@ -28,8 +29,8 @@ type ruleFlags struct {
 	election                                   *leaderelection.Flags
 	queries, querySD, ruleFiles, amURLs        []string
 	labels, labelDrop, restoreIgnored          []string
-	amConfigFile, relabelFile, queryURL        string
-	remoteWriteFile, dataDir                   string
+	amConfig, alertRelabel, remoteWrite        *cliflag.PathOrContent
+	queryURL, dataDir                          string
 	eval, queryTimeout, amTimeout, resendDelay *time.Duration
 	outage, forGrace, queryOffset              *time.Duration
 	block, retention, dnsInterval, upload      *time.Duration
@@ -46,10 +47,10 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	f.eval = durationFlag(cmd, "eval-interval", "Default evaluation interval of rule groups.", "1m")
 	f.queryOffset = durationFlag(cmd, "rule-query-offset", "Default offset of rule evaluation queries, for data that arrives late.", "0s")
 	cmd.Flag("alertmanagers.url", "Alertmanager URL (http(s)://host[:port][/prefix], host may carry dns+ or dnssrv+); repeatable.").StringsVar(&f.amURLs)
-	cmd.Flag("alertmanagers.config-file", "YAML file of Alertmanagers (instead of --alertmanagers.url).").Default("").StringVar(&f.amConfigFile)
+	f.amConfig = cliflag.RegisterPathOrContent(cmd, "alertmanagers.config", "Alertmanagers to send alerts to, instead of --alertmanagers.url")
 	f.amTimeout = durationFlag(cmd, "alertmanagers.send-timeout", "Timeout of each request to an Alertmanager.", "10s")
 	cmd.Flag("alert.label-drop", "Label dropped from alerts before they are sent (the replica label of HA rulers); repeatable.").StringsVar(&f.labelDrop)
-	cmd.Flag("alert.relabel-config-file", "File of Prometheus alert relabel configs applied to alerts before they are sent.").Default("").StringVar(&f.relabelFile)
+	f.alertRelabel = cliflag.RegisterPathOrContent(cmd, "alert.relabel-config", "Prometheus alert relabel configs applied to alerts before they are sent")
 	cmd.Flag("alert.query-url", "Base URL of the generator URL of alerts (a querier's UI).").Default("").StringVar(&f.queryURL)
 	f.resendDelay = durationFlag(cmd, "resend-delay", "Minimum time before a firing alert is sent again.", "1m")
 	f.outage = durationFlag(cmd, "for-outage-tolerance", "Maximum ruler outage tolerated when restoring the 'for' state of alerts.", "1h")
@@ -59,7 +60,7 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd.Flag("data-dir", "Directory of the ruler's TSDB (or WAL in stateless mode).").Default("data/").StringVar(&f.dataDir)
 	f.block = durationFlag(cmd, "tsdb.block-duration", "Length of the local blocks.", "2h")
 	f.retention = durationFlag(cmd, "tsdb.retention", "How long local blocks are kept.", "48h")
-	cmd.Flag("remote-write.config-file", "Prometheus remote_write configuration: stateless mode, recorded series are remote-written instead of kept.").Default("").StringVar(&f.remoteWriteFile)
+	f.remoteWrite = cliflag.RegisterPathOrContent(cmd, "remote-write.config", "Prometheus remote_write configuration: stateless mode, recorded series are remote-written instead of kept")
 	f.upload = durationFlag(cmd, "shipper.upload-interval", "How often finished blocks are uploaded.", "30s")
 	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
 		return runRule(ctx, logger, reg, f)

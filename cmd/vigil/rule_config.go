@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
@@ -38,16 +37,19 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	if cfg.Alertmanagers, err = alertmanagers(f); err != nil {
 		return cfg, nil, err
 	}
-	if cfg.AlertRelabel, err = rule.LoadRelabelConfigs(f.relabelFile); err != nil {
+	b, err := f.alertRelabel.Content()
+	if err != nil {
 		return cfg, nil, err
 	}
-	if f.remoteWriteFile != "" {
-		b, err := os.ReadFile(f.remoteWriteFile)
-		if err != nil {
-			return cfg, nil, fmt.Errorf("--remote-write.config-file: %w", err)
-		}
+	if cfg.AlertRelabel, err = rule.ParseRelabelConfigs(b); err != nil {
+		return cfg, nil, fmt.Errorf("%s: %w", f.alertRelabel.Name(), err)
+	}
+	if b, err = f.remoteWrite.Content(); err != nil {
+		return cfg, nil, err
+	}
+	if b != nil {
 		if cfg.RemoteWrite, err = config.Load(string(b), logger); err != nil {
-			return cfg, nil, fmt.Errorf("--remote-write.config-file %s: %w", f.remoteWriteFile, err)
+			return cfg, nil, fmt.Errorf("%s: %w", f.remoteWrite.Name(), err)
 		}
 	}
 	var urls, specs []string
@@ -88,11 +90,19 @@ func isURL(s string) bool {
 }
 
 func alertmanagers(f *ruleFlags) (*rule.Alertmanagers, error) {
-	if f.amConfigFile != "" {
+	b, err := f.amConfig.Content()
+	if err != nil {
+		return nil, err
+	}
+	if b != nil {
 		if len(f.amURLs) > 0 {
-			return nil, fmt.Errorf("--alertmanagers.url and --alertmanagers.config-file exclude each other")
+			return nil, fmt.Errorf("--alertmanagers.url and %s exclude each other", f.amConfig.Name())
 		}
-		return rule.ParseAlertmanagersFile(f.amConfigFile, *f.amTimeout)
+		am, err := rule.ParseAlertmanagersConfig(b, *f.amTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.amConfig.Name(), err)
+		}
+		return am, nil
 	}
 	return rule.ParseAlertmanagerURLs(f.amURLs, *f.amTimeout)
 }

@@ -29,7 +29,7 @@ type storeConfig struct {
 	syncInterval, consistency, ignoreMark *time.Duration
 	syncConcurrency                       *int
 	minTime, maxTime                      *cliflag.TimeOrDuration
-	relabelFile, relabelContent           *string
+	relabel                               *cliflag.PathOrContent
 	seriesLimit, samplesLimit             *int
 	seriesBatchSize, requestBytes         *units.Base2Bytes
 }
@@ -44,8 +44,7 @@ func registerStore(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.syncConcurrency = cmd.Flag("block-sync-concurrency", "Blocks loaded (index-headers built) in parallel during a sync.").Default("20").Int()
 	cfg.minTime = cliflag.Time(cmd.Flag("min-time", "Serve only blocks with data at or after this time: RFC3339 or relative, e.g. -2w.").Default("0000-01-01T00:00:00Z"))
 	cfg.maxTime = cliflag.Time(cmd.Flag("max-time", "Serve only blocks with data at or before this time: RFC3339 or relative, e.g. -2h.").Default("9999-12-31T23:59:59Z"))
-	cfg.relabelFile = cmd.Flag("selector.relabel-config-file", "Relabel rules over each block's external labels plus __block_id; dropped blocks are not served.").Default("").String()
-	cfg.relabelContent = cmd.Flag("selector.relabel-config", "Alternative to --selector.relabel-config-file: the rules themselves.").Default("").String()
+	cfg.relabel = cliflag.RegisterPathOrContent(cmd, "selector.relabel-config", "Relabel rules over each block's external labels plus __block_id; dropped blocks are not served")
 	cfg.consistency = durationFlag(cmd, "consistency-delay", "Serve a block only this long after it was uploaded.", "0s")
 	cfg.ignoreMark = durationFlag(cmd, "ignore-deletion-marks-delay", "Keep serving a block marked for deletion for this long after the mark.", "24h")
 	cfg.seriesLimit = cmd.Flag("store.limits.request-series", "Maximum series one Series request may return (0 = unlimited); over it: ResourceExhausted.").Default("0").Int()
@@ -79,7 +78,7 @@ func runStore(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		SeriesLimit: *cfg.seriesLimit, SamplesLimit: *cfg.samplesLimit, BlockSyncConcurrency: *cfg.syncConcurrency,
 		BatchBytes: int64(*cfg.seriesBatchSize), RequestBytes: int64(*cfg.requestBytes),
 	}
-	if scfg.Relabel, err = relabelConfig(*cfg.relabelFile, *cfg.relabelContent); err != nil {
+	if scfg.Relabel, err = relabelConfig(cfg.relabel); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(scfg.DataDir, 0o755); err != nil {
@@ -103,19 +102,10 @@ func runStore(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 }
 
 // relabelConfig reads --selector.relabel-config[-file].
-func relabelConfig(file, content string) ([]*relabel.Config, error) {
-	if file != "" && content != "" {
-		return nil, errors.New("both --selector.relabel-config-file and --selector.relabel-config are set; use only one")
-	}
-	b := []byte(content)
-	if file != "" {
-		var err error
-		if b, err = os.ReadFile(file); err != nil {
-			return nil, fmt.Errorf("read --selector.relabel-config-file: %w", err)
-		}
-	}
-	if len(b) == 0 {
-		return nil, nil
+func relabelConfig(p *cliflag.PathOrContent) ([]*relabel.Config, error) {
+	b, err := p.Content()
+	if err != nil || b == nil {
+		return nil, err
 	}
 	return block.ParseRelabelConfig(b)
 }

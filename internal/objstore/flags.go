@@ -1,29 +1,25 @@
 package objstore
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/vigilhq/vigil/internal/cliflag"
 )
 
 // Flags are the --objstore.config-file and --objstore.config flags.
 type Flags struct {
-	file, content *string
+	config *cliflag.PathOrContent
 }
 
 // RegisterFlags registers --objstore.config-file and --objstore.config on cmd, as Thanos
 // does: a path or the YAML itself, mutually exclusive.
 func RegisterFlags(cmd *kingpin.CmdClause) *Flags {
-	const help = "YAML file that contains object store configuration (type, config, prefix; the same format as Thanos)."
-	return &Flags{
-		file: cmd.Flag("objstore.config-file", help).PlaceHolder("<file-path>").Default("").String(),
-		content: cmd.Flag("objstore.config", "Alternative to 'objstore.config-file' flag (mutually exclusive). Content of "+
-			help).PlaceHolder("<content>").Default("").String(),
-	}
+	return &Flags{config: cliflag.RegisterPathOrContent(cmd, "objstore.config",
+		"Object store configuration (type, config, prefix; the same format as Thanos)")}
 }
 
 // Content returns the configuration YAML, or nil when neither flag is set (or the given
@@ -31,22 +27,9 @@ func RegisterFlags(cmd *kingpin.CmdClause) *Flags {
 // is an error. References $(NAME) are replaced with environment variables, as in Thanos;
 // an unset variable is an error.
 func (f *Flags) Content() ([]byte, error) {
-	file, content := strings.TrimSpace(*f.file), *f.content
-	if file != "" && content != "" {
-		return nil, errors.New("both --objstore.config-file and --objstore.config are set; use only one")
-	}
-	var b []byte
-	switch {
-	case file != "":
-		var err error
-		if b, err = os.ReadFile(file); err != nil {
-			return nil, fmt.Errorf("read --objstore.config-file: %w", err)
-		}
-	case content != "":
-		b = []byte(content)
-	}
-	if len(strings.TrimSpace(string(b))) == 0 {
-		return nil, nil
+	b, err := f.config.Content()
+	if err != nil || b == nil {
+		return nil, err
 	}
 	return expandEnv(b)
 }

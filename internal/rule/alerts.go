@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -155,24 +154,20 @@ func parseAlertmanagerURL(raw string) (scheme, spec, path string, _ error) {
 	return scheme, spec, "/" + path, nil
 }
 
-// ParseAlertmanagersFile reads an --alertmanagers.config-file.
-func ParseAlertmanagersFile(path string, defaultTimeout time.Duration) (*Alertmanagers, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read alertmanagers config: %w", err)
-	}
+// ParseAlertmanagersConfig parses --alertmanagers.config[-file].
+func ParseAlertmanagersConfig(b []byte, defaultTimeout time.Duration) (*Alertmanagers, error) {
 	var f AlertmanagersFile
 	if err := decodeStrict(b, &f); err != nil {
-		return nil, fmt.Errorf("parse alertmanagers config %s: %w", path, err)
+		return nil, fmt.Errorf("parse alertmanagers config: %w", err)
 	}
 	am := &Alertmanagers{}
 	for i, c := range f.Alertmanagers {
 		if c.APIVersion != "" && c.APIVersion != "v2" {
-			return nil, fmt.Errorf("alertmanagers config %s, entry %d: api_version %q: only v2 is supported (Alertmanager removed v1)", path, i, c.APIVersion)
+			return nil, fmt.Errorf("alertmanagers config, entry %d: api_version %q: only v2 is supported (Alertmanager removed v1)", i, c.APIVersion)
 		}
 		for _, s := range c.StaticConfigs {
 			if err := discovery.ValidateSpec(s); err != nil {
-				return nil, fmt.Errorf("alertmanagers config %s, entry %d: %w", path, i, err)
+				return nil, fmt.Errorf("alertmanagers config, entry %d: %w", i, err)
 			}
 		}
 		timeout := c.Timeout
@@ -185,10 +180,10 @@ func ParseAlertmanagersFile(path string, defaultTimeout time.Duration) (*Alertma
 		}
 		hc, err := yaml.Marshal(c.HTTPConfig)
 		if err != nil {
-			return nil, fmt.Errorf("alertmanagers config %s, entry %d: http_config: %w", path, i, err)
+			return nil, fmt.Errorf("alertmanagers config, entry %d: http_config: %w", i, err)
 		}
 		if err := am.add(c.Scheme, c.PathPrefix, timeout, c.StaticConfigs, files, hc); err != nil {
-			return nil, fmt.Errorf("alertmanagers config %s, entry %d: %w", path, i, err)
+			return nil, fmt.Errorf("alertmanagers config, entry %d: %w", i, err)
 		}
 	}
 	return am, nil
@@ -265,26 +260,22 @@ func (am *Alertmanagers) Run(ctx context.Context, interval time.Duration, logger
 	}
 }
 
-// LoadRelabelConfigs reads an --alert.relabel-config-file (a YAML list of Prometheus
-// relabel configs).
-func LoadRelabelConfigs(path string) ([]*relabel.Config, error) {
-	if path == "" {
+// ParseRelabelConfigs parses --alert.relabel-config[-file] (a YAML list of Prometheus
+// relabel configs); nil gives none.
+func ParseRelabelConfigs(b []byte) ([]*relabel.Config, error) {
+	if b == nil {
 		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read alert relabel config: %w", err)
 	}
 	var cfgs []*relabel.Config
 	if err := decodeStrict(b, &cfgs); err != nil {
-		return nil, fmt.Errorf("parse alert relabel config %s: %w", path, err)
+		return nil, fmt.Errorf("parse alert relabel config: %w", err)
 	}
 	for i, c := range cfgs {
 		if c.NameValidationScheme == model.UnsetValidation {
 			c.NameValidationScheme = model.UTF8Validation
 		}
 		if err := c.Validate(model.UTF8Validation); err != nil {
-			return nil, fmt.Errorf("alert relabel config %s, entry %d: %w", path, i, err)
+			return nil, fmt.Errorf("alert relabel config, entry %d: %w", i, err)
 		}
 	}
 	return cfgs, nil

@@ -53,7 +53,7 @@ func TestNotifyFuncThroughNotifier(t *testing.T) {
   regex: DropMe
   action: drop
 `)
-	rc, err := LoadRelabelConfigs(rcFile)
+	rc, err := ParseRelabelConfigs(readFile(t, rcFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestAlertmanagersFileDelivers(t *testing.T) {
   timeout: 2s
   api_version: v2
 `)
-	am, err := ParseAlertmanagersFile(f, 10*time.Second)
+	am, err := ParseAlertmanagersConfig(readFile(t, f), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestAlertmanagersFileSD(t *testing.T) {
 - file_sd_configs:
   - files: [`+filepath.Join(dir, "sd", "*.json")+`]
 `)
-	am, err := ParseAlertmanagersFile(f, 10*time.Second)
+	am, err := ParseAlertmanagersConfig(readFile(t, f), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestParseAlertmanagerURLsIPv6DefaultPort(t *testing.T) {
 	}
 }
 
-func TestParseAlertmanagersFile(t *testing.T) {
+func TestParseAlertmanagersConfig(t *testing.T) {
 	dir := t.TempDir()
 	f := writeFile(t, dir, "am.yaml", `alertmanagers:
 - static_configs: ["127.0.0.1:9093", "dns+am.svc:9093", "dnssrv+_am._tcp.svc"]
@@ -281,7 +281,7 @@ func TestParseAlertmanagersFile(t *testing.T) {
     refresh_interval: 1m
   - files: [/etc/am2/*.json]
 `)
-	am, err := ParseAlertmanagersFile(f, 7*time.Second)
+	am, err := ParseAlertmanagersConfig(readFile(t, f), 7*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,31 +322,28 @@ func TestParseAlertmanagersFile(t *testing.T) {
 		{"bad timeout", "alertmanagers:\n- static_configs: [a:9093]\n  timeout: soon\n", "soon"},
 	} {
 		p := writeFile(t, dir, "bad.yaml", tc.content)
-		_, err := ParseAlertmanagersFile(p, time.Second)
+		_, err := ParseAlertmanagersConfig(readFile(t, p), time.Second)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one mentioning %s", tc.name, err, tc.want)
 		}
 	}
-	if _, err := ParseAlertmanagersFile(filepath.Join(dir, "missing.yaml"), time.Second); err == nil {
-		t.Error("missing file accepted")
-	}
 }
 
-func TestParseAlertmanagersFileHTTPConfigIsStrict(t *testing.T) {
+func TestParseAlertmanagersConfigHTTPConfigIsStrict(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{
 		"unknown field": "alertmanagers:\n- static_configs: [a:9093]\n  http_config:\n    basic_auht: {username: u}\n",
 		"wrong type":    "alertmanagers:\n- static_configs: [a:9093]\n  http_config:\n    follow_redirects: maybe\n",
 	} {
 		p := writeFile(t, dir, "am.yaml", content)
-		if _, err := ParseAlertmanagersFile(p, time.Second); err == nil {
+		if _, err := ParseAlertmanagersConfig(readFile(t, p), time.Second); err == nil {
 			t.Errorf("%s: http_config accepted", name)
 		}
 	}
 }
 
-func TestLoadRelabelConfigs(t *testing.T) {
-	if rc, err := LoadRelabelConfigs(""); rc != nil || err != nil {
+func TestParseRelabelConfigs(t *testing.T) {
+	if rc, err := ParseRelabelConfigs(nil); rc != nil || err != nil {
 		t.Errorf("no file: %v %v", rc, err)
 	}
 	dir := t.TempDir()
@@ -359,7 +356,7 @@ func TestLoadRelabelConfigs(t *testing.T) {
 - source_labels: [team]
   target_label: owner
 `)
-	rc, err := LoadRelabelConfigs(p)
+	rc, err := ParseRelabelConfigs(readFile(t, p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,18 +383,15 @@ func TestLoadRelabelConfigs(t *testing.T) {
 		"replace w/o target": "- source_labels: [a]\n  action: replace\n  target_label: ''\n",
 		"not a list":         "action: drop\n",
 	} {
-		if _, err := LoadRelabelConfigs(writeFile(t, dir, "bad.yaml", content)); err == nil {
+		if _, err := ParseRelabelConfigs(readFile(t, writeFile(t, dir, "bad.yaml", content))); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := LoadRelabelConfigs(filepath.Join(dir, "missing.yaml")); err == nil {
-		t.Error("missing file accepted")
-	}
 }
 
-func TestLoadRelabelConfigsIsStrict(t *testing.T) {
+func TestParseRelabelConfigsIsStrict(t *testing.T) {
 	p := writeFile(t, t.TempDir(), "relabel.yaml", "- {sourc_labels: [severity], regex: info, action: drop}\n")
-	if _, err := LoadRelabelConfigs(p); err == nil {
+	if _, err := ParseRelabelConfigs(readFile(t, p)); err == nil {
 		t.Error("misspelt field accepted")
 	}
 }

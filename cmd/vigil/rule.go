@@ -30,7 +30,8 @@ type ruleFlags struct {
 	queries, querySD, ruleFiles, amURLs        []string
 	labels, labelDrop, restoreIgnored          []string
 	amConfig, alertRelabel, remoteWrite        *cliflag.PathOrContent
-	queryURL, dataDir                          string
+	queryConfig                                *cliflag.PathOrContent
+	queryURL, dataDir, queryMethod             string
 	eval, queryTimeout, amTimeout, resendDelay *time.Duration
 	outage, forGrace, queryOffset              *time.Duration
 	block, retention, dnsInterval, upload      *time.Duration
@@ -41,6 +42,8 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	f := &ruleFlags{srv: addServerFlags(cmd), objstore: objstore.RegisterFlags(cmd), election: leaderelection.RegisterFlags(cmd, "vigil-rule")}
 	cmd.Flag("query", "Query API address (host:port, dns+, dnssrv+, or an http(s) URL) to evaluate rules with; repeatable. Each evaluation tries them in random order.").StringsVar(&f.queries)
 	cmd.Flag("query.sd-files", "File in Prometheus file SD format listing query API addresses; repeatable.").StringsVar(&f.querySD)
+	f.queryConfig = cliflag.RegisterPathOrContent(cmd, "query.config", "Groups of query API endpoints with their HTTP client settings, instead of --query and --query.sd-files")
+	cmd.Flag("query.http-method", "HTTP method of the queries sent to query endpoints: POST or GET.").Default("POST").EnumVar(&f.queryMethod, "POST", "GET")
 	f.queryTimeout = durationFlag(cmd, "query.timeout", "Timeout of each query sent to a --query endpoint.", "2m")
 	f.dnsInterval = durationFlag(cmd, "query.sd-dns-interval", "Interval between DNS resolutions of --query addresses.", "30s")
 	cmd.Flag("rule-file", "Rule files (globs; a directory stands for its files); repeatable.").Default("rules/").StringsVar(&f.ruleFiles)

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
 
 	"github.com/vigilhq/vigil/internal/cliflag"
-	"github.com/vigilhq/vigil/internal/discovery"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/rule"
 )
@@ -52,25 +50,12 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 			return cfg, nil, fmt.Errorf("%s: %w", f.remoteWrite.Name(), err)
 		}
 	}
-	var urls, specs []string
-	for _, q := range f.queries {
-		if isURL(q) {
-			urls = append(urls, q)
-			continue
-		}
-		if err := discovery.ValidateSpec(q); err != nil {
-			return cfg, nil, fmt.Errorf("--query: %w", err)
-		}
-		specs = append(specs, q)
-	}
-	var fsd *discovery.FileSD
-	if len(f.querySD) > 0 {
-		fsd = discovery.NewFileSD(f.querySD, *f.dnsInterval, logger, reg)
-	}
-	eps := discovery.NewEndpoints(specs, fsd, discovery.NewDNS(net.DefaultResolver, logger, reg), *f.dnsInterval, logger)
 	dctx, stop := context.WithCancel(ctx)
-	go func() { _ = eps.Run(dctx) }()
-	cfg.QueryAddrs = func() []string { return append(eps.Addresses(), urls...) }
+	if cfg.Queries, err = queryEndpoints(dctx, logger, reg, f); err != nil {
+		stop()
+		return cfg, nil, err
+	}
+	cfg.QueryMethod = f.queryMethod
 	content, err := f.objstore.Content()
 	if err != nil || content == nil {
 		return cfg, stop, err
@@ -84,9 +69,25 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	return cfg, func() { stop(); _ = bkt.Close() }, nil
 }
 
-func isURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+// queryEndpoints are the groups of query endpoints of --query.config[-file], or the one
+// group of --query and --query.sd-files, resolved until ctx is done.
+func queryEndpoints(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry, f *ruleFlags) ([]rule.QueryEndpoints, error) {
+	b, err := f.queryConfig.Content()
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		g, err := rule.StartQueryFlags(ctx, f.queries, f.querySD, *f.dnsInterval, logger, reg)
+		return []rule.QueryEndpoints{g}, err
+	}
+	if len(f.queries) > 0 || len(f.querySD) > 0 {
+		return nil, fmt.Errorf("--query and --query.sd-files exclude %s", f.queryConfig.Name())
+	}
+	cfgs, err := rule.ParseQueryConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.queryConfig.Name(), err)
+	}
+	return rule.StartQueryConfig(ctx, cfgs, *f.dnsInterval, logger, reg)
 }
 
 func alertmanagers(f *ruleFlags) (*rule.Alertmanagers, error) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
@@ -73,19 +74,12 @@ type AlertmanagersFile struct {
 	Alertmanagers []AlertmanagerFileConfig `yaml:"alertmanagers"`
 }
 
-// AlertmanagerFileConfig is one entry: addresses (host:port, dns+ or dnssrv+) and how
-// to reach them.
+// AlertmanagerFileConfig is one entry: a group of Alertmanagers, how to reach them, and
+// the timeout and API version of the calls.
 type AlertmanagerFileConfig struct {
-	HTTPConfig    map[string]any `yaml:"http_config"`
-	StaticConfigs []string       `yaml:"static_configs"`
-	FileSDConfigs []struct {
-		Files           []string       `yaml:"files"`
-		RefreshInterval model.Duration `yaml:"refresh_interval"`
-	} `yaml:"file_sd_configs"`
-	Scheme     string         `yaml:"scheme"`
-	PathPrefix string         `yaml:"path_prefix"`
-	Timeout    model.Duration `yaml:"timeout"`
-	APIVersion string         `yaml:"api_version"`
+	EndpointsConfig `yaml:",inline"`
+	Timeout         model.Duration `yaml:"timeout"`
+	APIVersion      string         `yaml:"api_version"`
 }
 
 // Alertmanagers is the set of Alertmanagers alerts go to.
@@ -104,9 +98,7 @@ func ParseAlertmanagerURLs(urls []string, timeout time.Duration) (*Alertmanagers
 		if err != nil {
 			return nil, fmt.Errorf("--alertmanagers.url %q: %w", raw, err)
 		}
-		if err := am.add(scheme, path, model.Duration(timeout), []string{spec}, nil, nil); err != nil {
-			return nil, fmt.Errorf("--alertmanagers.url %q: %w", raw, err)
-		}
+		am.add(scheme, path, model.Duration(timeout), []string{spec}, nil, commoncfg.DefaultHTTPClientConfig)
 	}
 	return am, nil
 }
@@ -165,48 +157,32 @@ func ParseAlertmanagersConfig(b []byte, defaultTimeout time.Duration) (*Alertman
 		if c.APIVersion != "" && c.APIVersion != "v2" {
 			return nil, fmt.Errorf("alertmanagers config, entry %d: api_version %q: only v2 is supported (Alertmanager removed v1)", i, c.APIVersion)
 		}
-		for _, s := range c.StaticConfigs {
-			if err := discovery.ValidateSpec(s); err != nil {
-				return nil, fmt.Errorf("alertmanagers config, entry %d: %w", i, err)
-			}
+		if err := c.check(); err != nil {
+			return nil, fmt.Errorf("alertmanagers config, entry %d: %w", i, err)
 		}
 		timeout := c.Timeout
 		if timeout == 0 {
 			timeout = model.Duration(defaultTimeout)
 		}
-		var files []string
-		for _, sd := range c.FileSDConfigs {
-			files = append(files, sd.Files...)
-		}
-		hc, err := yaml.Marshal(c.HTTPConfig)
+		hc, err := c.httpClientConfig()
 		if err != nil {
-			return nil, fmt.Errorf("alertmanagers config, entry %d: http_config: %w", i, err)
-		}
-		if err := am.add(c.Scheme, c.PathPrefix, timeout, c.StaticConfigs, files, hc); err != nil {
 			return nil, fmt.Errorf("alertmanagers config, entry %d: %w", i, err)
 		}
+		files, _ := c.files()
+		am.add(c.Scheme, c.PathPrefix, timeout, c.StaticConfigs, files, hc)
 	}
 	return am, nil
 }
 
-func (am *Alertmanagers) add(scheme, prefix string, timeout model.Duration, specs, files []string, httpConfig []byte) error {
-	c := &config.AlertmanagerConfig{Scheme: scheme, PathPrefix: prefix, Timeout: timeout, APIVersion: config.AlertmanagerAPIVersionV2}
+func (am *Alertmanagers) add(scheme, prefix string, timeout model.Duration, specs, files []string, hc commoncfg.HTTPClientConfig) {
+	c := &config.AlertmanagerConfig{Scheme: scheme, PathPrefix: prefix, Timeout: timeout, APIVersion: config.AlertmanagerAPIVersionV2,
+		HTTPClientConfig: hc}
 	if c.Scheme == "" {
 		c.Scheme = "http"
-	}
-	c.HTTPClientConfig = config.DefaultAlertmanagerConfig.HTTPClientConfig
-	if len(httpConfig) > 0 && string(httpConfig) != "{}\n" && string(httpConfig) != "null\n" {
-		if err := decodeStrict(httpConfig, &c.HTTPClientConfig); err != nil {
-			return fmt.Errorf("http_config: %w", err)
-		}
-		if err := c.HTTPClientConfig.Validate(); err != nil {
-			return fmt.Errorf("http_config: %w", err)
-		}
 	}
 	am.configs = append(am.configs, c)
 	am.specs = append(am.specs, specs)
 	am.fileSD = append(am.fileSD, files)
-	return nil
 }
 
 // decodeStrict decodes YAML refusing unknown fields, so that a typo is an error rather

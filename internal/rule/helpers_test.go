@@ -87,7 +87,8 @@ type queryRequest struct {
 	Method      string
 	Path        string
 	ContentType string
-	Form        url.Values // the POST body only
+	Form        url.Values // the POST body, or the URL's query of a GET
+	Auth        string     // the Authorization header
 }
 
 // fakeQueryAPI is an httptest server standing in for a querier's /api/v1/query.
@@ -110,8 +111,12 @@ func newSlowQueryAPI(t *testing.T, delay time.Duration, answer func(form url.Val
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		form, _ := url.ParseQuery(string(body))
+		if r.Method == http.MethodGet {
+			form = r.URL.Query()
+		}
 		f.mu.Lock()
-		f.reqs = append(f.reqs, queryRequest{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Form: form})
+		f.reqs = append(f.reqs, queryRequest{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Form: form,
+			Auth: r.Header.Get("Authorization")})
 		f.mu.Unlock()
 		if f.delay > 0 {
 			select {

@@ -19,24 +19,40 @@ import (
 	"github.com/prometheus/prometheus/promql"
 )
 
-// Querier evaluates rule expressions through the Prometheus HTTP API of the --query
+// Querier evaluates rule expressions through the Prometheus HTTP API of the query
 // endpoints (vigil query or any Prometheus-compatible API). Each evaluation tries the
-// endpoints in a fresh random order and the first answer wins, so that one querier down
-// changes nothing and the load spreads over all of them.
+// groups of endpoints in a fresh random order, and the endpoints of each group in a fresh
+// random order, and the first answer wins, so that one querier down changes nothing and
+// the load spreads over all of them.
 type Querier struct {
-	addrs  func() []string // host:port or base URLs
-	client *http.Client
+	groups []QueryEndpoints
+	method string // http.MethodPost or http.MethodGet
 	// failures counts evaluations that no endpoint answered.
 	failures prometheus.Counter
 	attempts *prometheus.CounterVec
 }
 
-// NewQuerier returns a querier over the addresses that addrs returns at each call.
-func NewQuerier(addrs func() []string, timeout time.Duration, reg prometheus.Registerer) *Querier {
+// NewQuerier returns a querier over groups, each query bounded by timeout and sent with
+// method (POST when empty, or GET).
+func NewQuerier(groups []QueryEndpoints, method string, timeout time.Duration, reg prometheus.Registerer) *Querier {
 	f := promauto.With(reg)
+	gs := make([]QueryEndpoints, len(groups))
+	for i, g := range groups {
+		if g.Client == nil {
+			g.Client = &http.Client{}
+		} else {
+			c := *g.Client
+			g.Client = &c
+		}
+		g.Client.Timeout = timeout
+		gs[i] = g
+	}
+	if method == "" {
+		method = http.MethodPost
+	}
 	return &Querier{
-		addrs:  addrs,
-		client: &http.Client{Timeout: timeout},
+		groups: gs,
+		method: method,
 		failures: f.NewCounter(prometheus.CounterOpts{Name: "vigil_rule_query_failures_total",
 			Help: "Rule evaluations whose query no --query endpoint answered."}),
 		attempts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_rule_query_attempts_total",
@@ -71,54 +87,61 @@ func (q *Querier) Query(ctx context.Context, expr string, t time.Time, partialRe
 // instant sends an instant query to the endpoints in a fresh random order until one
 // answers and decode accepts its result.
 func (q *Querier) instant(ctx context.Context, expr string, t time.Time, partialResponse bool, decode func(*apiResponse) error) error {
-	addrs := q.addrs()
-	if len(addrs) == 0 {
-		q.failures.Inc()
-		return errors.New("no --query endpoint to evaluate rules with")
-	}
 	var errs []error
-	for _, i := range rand.Perm(len(addrs)) {
-		err := q.queryOne(ctx, baseURL(addrs[i]), expr, t, partialResponse, decode)
-		var qe *QueryError
-		switch {
-		case err == nil:
-			q.attempts.WithLabelValues("success").Inc()
-			return nil
-		case errors.As(err, &qe):
-			q.attempts.WithLabelValues("error").Inc()
-			return err
-		}
-		q.attempts.WithLabelValues("unavailable").Inc()
-		errs = append(errs, fmt.Errorf("%s: %w", addrs[i], err))
-		if ctx.Err() != nil {
-			break
+	tried := 0
+	for _, gi := range rand.Perm(len(q.groups)) {
+		g := q.groups[gi]
+		addrs := g.Addrs()
+		for _, i := range rand.Perm(len(addrs)) {
+			tried++
+			err := q.queryOne(ctx, g.Client, g.baseURL(addrs[i]), expr, t, partialResponse, decode)
+			var qe *QueryError
+			switch {
+			case err == nil:
+				q.attempts.WithLabelValues("success").Inc()
+				return nil
+			case errors.As(err, &qe):
+				q.attempts.WithLabelValues("error").Inc()
+				return err
+			}
+			q.attempts.WithLabelValues("unavailable").Inc()
+			errs = append(errs, fmt.Errorf("%s: %w", addrs[i], err))
+			if ctx.Err() != nil {
+				q.failures.Inc()
+				return fmt.Errorf("no query endpoint answered: %w", errors.Join(errs...))
+			}
 		}
 	}
 	q.failures.Inc()
-	return fmt.Errorf("no --query endpoint answered: %w", errors.Join(errs...))
-}
-
-// baseURL turns a --query address into a base URL: host:port means plain HTTP.
-func baseURL(addr string) string {
-	if strings.Contains(addr, "://") {
-		return strings.TrimRight(addr, "/")
+	if tried == 0 {
+		return errors.New("no query endpoint to evaluate rules with")
 	}
-	return "http://" + addr
+	return fmt.Errorf("no query endpoint answered: %w", errors.Join(errs...))
 }
 
-func (q *Querier) queryOne(ctx context.Context, base, expr string, t time.Time, partialResponse bool, decode func(*apiResponse) error) error {
+func (q *Querier) queryOne(ctx context.Context, client *http.Client, base, expr string, t time.Time, partialResponse bool, decode func(*apiResponse) error) error {
 	form := url.Values{
 		"query":            {expr},
 		"time":             {strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)},
 		"dedup":            {"true"},
 		"partial_response": {strconv.FormatBool(partialResponse)},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/query", strings.NewReader(form.Encode()))
+	var (
+		req *http.Request
+		err error
+	)
+	if q.method == http.MethodGet {
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query?"+form.Encode(), nil)
+	} else {
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/query", strings.NewReader(form.Encode()))
+	}
 	if err != nil {
 		return fmt.Errorf("build query request: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := q.client.Do(req)
+	if req.Method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("query: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 func newTestQuerier(reg *prometheus.Registry, timeout time.Duration, addrs ...string) *Querier {
-	return NewQuerier(func() []string { return addrs }, timeout, reg)
+	return NewQuerier([]QueryEndpoints{{Addrs: func() []string { return addrs }}}, "", timeout, reg)
 }
 
 func TestQuerierVectorDecoding(t *testing.T) {
@@ -238,7 +238,7 @@ func TestQuerierAllDown(t *testing.T) {
 		if errors.As(err, &qe) {
 			t.Fatalf("unavailability reported as a query error: %v", err)
 		}
-		if !strings.Contains(err.Error(), "no --query endpoint answered") || !strings.Contains(err.Error(), "no store") {
+		if !strings.Contains(err.Error(), "no query endpoint answered") || !strings.Contains(err.Error(), "no store") {
 			t.Errorf("error %q should say no endpoint answered and carry each endpoint's error", err)
 		}
 		if f := metricValue(t, reg, "vigil_rule_query_failures_total", nil); f != float64(i) {

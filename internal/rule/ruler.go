@@ -43,7 +43,8 @@ type Config struct {
 	Labels        labels.Labels // --label: external labels of recorded data and alerts
 	RuleFiles     []string      // --rule-file globs
 	EvalInterval  time.Duration
-	QueryAddrs    func() []string // resolved --query endpoints
+	Queries       []QueryEndpoints // --query and --query.sd-files, or --query.config
+	QueryMethod   string           // --query.http-method; POST when empty
 	QueryTimeout  time.Duration
 	Alertmanagers *Alertmanagers
 	Alerts        AlertOptions
@@ -95,7 +96,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, cfg Config) (*Ruler, er
 	p := parser.NewParser(parser.Options{})
 	r.loader = &setLoader{Loader: NewLoader(p, logger), set: &ruleSet{}}
 	r.parser = p
-	r.querier = NewQuerier(cfg.QueryAddrs, cfg.QueryTimeout, reg)
+	r.querier = NewQuerier(cfg.Queries, cfg.QueryMethod, cfg.QueryTimeout, reg)
 	appendable, queryable, err := r.openStorage(reg)
 	if err != nil {
 		return nil, err

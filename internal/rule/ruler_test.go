@@ -80,7 +80,7 @@ func testRulerConfig(t *testing.T, rulesDir string, api *fakeQueryAPI, am *Alert
 		Labels:        labels.FromStrings("cluster", "eu1", "replica", "r1"),
 		RuleFiles:     []string{filepath.Join(rulesDir, "*.yaml")},
 		EvalInterval:  time.Minute,
-		QueryAddrs:    func() []string { return []string{api.URL} },
+		Queries:       []QueryEndpoints{{Addrs: func() []string { return []string{api.URL} }}},
 		QueryTimeout:  5 * time.Second,
 		Alertmanagers: am,
 		Alerts:        AlertOptions{LabelDrop: []string{"replica"}, External: labels.FromStrings("cluster", "eu1", "replica", "r1"), QueryURL: "http://query.example"},
@@ -270,13 +270,13 @@ func TestRulerQueryFailureKeepsEvaluating(t *testing.T) {
 	writeFile(t, dir, "r.yaml", "groups:\n- name: g\n  interval: 100ms\n  rules:\n  - record: a:b\n    expr: vector(1)\n")
 	api := rulerQueryAPI(t)
 	cfg := testRulerConfig(t, dir, api, &Alertmanagers{})
-	cfg.QueryAddrs = func() []string { return []string{down} }
+	cfg.Queries = []QueryEndpoints{{Addrs: func() []string { return []string{down} }}}
 	r, _ := startRuler(t, cfg)
 	waitFor(t, 10*time.Second, "failed evaluations", func() bool {
 		g := r.Manager().RuleGroups()
 		return len(g) == 1 && g[0].Rules()[0].LastError() != nil
 	})
-	if err := r.Manager().RuleGroups()[0].Rules()[0].LastError(); !strings.Contains(err.Error(), "no --query endpoint answered") {
+	if err := r.Manager().RuleGroups()[0].Rules()[0].LastError(); !strings.Contains(err.Error(), "no query endpoint answered") {
 		t.Errorf("rule error %v", err)
 	}
 }

@@ -27,7 +27,9 @@ func TestRuleShipsRecordedSeries(t *testing.T) {
 	side.MustWaitReady(t)
 	q := e2eutil.StartVigil(t, "query", "--endpoint="+side.GRPCAddr, "--query.replica-label="+replicaLabel)
 	q.MustWaitReady(t)
-	ruler := e2eutil.StartVigil(t, "rule", "--data-dir="+t.TempDir(), "--query="+q.HTTPAddr,
+	// The query endpoint given inline, as the Prometheus Operator passes --query.config.
+	ruler := e2eutil.StartVigil(t, "rule", "--data-dir="+t.TempDir(), "--query.config=- static_configs: ["+q.HTTPAddr+"]",
+		"--query.http-method=GET",
 		"--rule-file="+writeRuleFile(t, "recording.yml", rulerRecording), "--eval-interval=1s",
 		`--label=ruler="r0"`, "--objstore.config-file="+cfg)
 	ruler.MustWaitReady(t)

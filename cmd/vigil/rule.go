@@ -35,6 +35,7 @@ type ruleFlags struct {
 	eval, queryTimeout, amTimeout, resendDelay *time.Duration
 	outage, forGrace, queryOffset              *time.Duration
 	block, retention, dnsInterval, upload      *time.Duration
+	concurrentEvals                            int
 }
 
 func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
@@ -48,6 +49,7 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	f.dnsInterval = durationFlag(cmd, "query.sd-dns-interval", "Interval between DNS resolutions of --query addresses.", "30s")
 	cmd.Flag("rule-file", "Rule files (globs; a directory stands for its files); repeatable.").Default("rules/").StringsVar(&f.ruleFiles)
 	f.eval = durationFlag(cmd, "eval-interval", "Default evaluation interval of rule groups.", "1m")
+	cmd.Flag("rule-concurrent-evaluation", "How many independent rules of a group may be evaluated at once.").Default("1").IntVar(&f.concurrentEvals)
 	f.queryOffset = durationFlag(cmd, "rule-query-offset", "Default offset of rule evaluation queries, for data that arrives late.", "0s")
 	cmd.Flag("alertmanagers.url", "Alertmanager URL (http(s)://host[:port][/prefix], host may carry dns+ or dnssrv+); repeatable.").StringsVar(&f.amURLs)
 	f.amConfig = cliflag.RegisterPathOrContent(cmd, "alertmanagers.config", "Alertmanagers to send alerts to, instead of --alertmanagers.url")

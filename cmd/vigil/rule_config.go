@@ -17,7 +17,10 @@ import (
 // ruleConfig turns the parsed flags into the ruler's configuration; the returned function
 // releases what it opened (bucket, discovery).
 func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry, f *ruleFlags) (rule.Config, func(), error) {
-	cfg := rule.Config{
+	if f.concurrentEvals < 1 {
+		return rule.Config{}, nil, fmt.Errorf("--rule-concurrent-evaluation must be at least 1, got %d", f.concurrentEvals)
+	}
+	cfg := rule.Config{ConcurrentEvals: f.concurrentEvals,
 		DataDir: f.dataDir, RuleFiles: f.ruleFiles, EvalInterval: *f.eval, QueryTimeout: *f.queryTimeout,
 		ResendDelay: *f.resendDelay, Outage: *f.outage, ForGrace: *f.forGrace, QueryOffset: *f.queryOffset,
 		BlockDuration: *f.block, Retention: *f.retention, UploadEvery: *f.upload, RestoreIgnored: f.restoreIgnored,

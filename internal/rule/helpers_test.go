@@ -97,6 +97,8 @@ type fakeQueryAPI struct {
 	delay time.Duration // before answering, unless the client gives up first
 	mu    sync.Mutex
 	reqs  []queryRequest
+	// inFlight and maxInFlight count the requests being answered, now and at most.
+	inFlight, maxInFlight int
 }
 
 // newFakeQueryAPI answers every request with answer(form) → (status, body).
@@ -117,7 +119,14 @@ func newSlowQueryAPI(t *testing.T, delay time.Duration, answer func(form url.Val
 		f.mu.Lock()
 		f.reqs = append(f.reqs, queryRequest{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Form: form,
 			Auth: r.Header.Get("Authorization")})
+		f.inFlight++
+		f.maxInFlight = max(f.maxInFlight, f.inFlight)
 		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			f.inFlight--
+			f.mu.Unlock()
+		}()
 		if f.delay > 0 {
 			select {
 			case <-time.After(f.delay):

@@ -56,14 +56,17 @@ type Config struct {
 	// ruler's alerts lack, besides the Labels names (--restore-ignored-label).
 	RestoreIgnored []string
 	QueryOffset    time.Duration // --rule-query-offset
-	BlockDuration  time.Duration
-	Retention      time.Duration
-	Bucket         objstore.Bucket // nil: no upload
-	UploadEvery    time.Duration
-	RemoteWrite    *config.Config // stateless mode: the remote_write section; nil: stateful
-	FlushDeadline  time.Duration  // stateless mode: how long shutdown waits for unsent samples; 1m when 0
-	ExternalURL    *url.URL       // --alert.query-url, for templates
-	Store          tsdbstore.Options
+	// ConcurrentEvals is how many rules of a group may be evaluated at once
+	// (--rule-concurrent-evaluation); 1 or less: one after the other.
+	ConcurrentEvals int
+	BlockDuration   time.Duration
+	Retention       time.Duration
+	Bucket          objstore.Bucket // nil: no upload
+	UploadEvery     time.Duration
+	RemoteWrite     *config.Config // stateless mode: the remote_write section; nil: stateful
+	FlushDeadline   time.Duration  // stateless mode: how long shutdown waits for unsent samples; 1m when 0
+	ExternalURL     *url.URL       // --alert.query-url, for templates
+	Store           tsdbstore.Options
 }
 
 // Ruler is the assembled ruler.
@@ -126,6 +129,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, cfg Config) (*Ruler, er
 		ResendDelay:            cfg.ResendDelay,
 		GroupLoader:            r.loader,
 		DefaultRuleQueryOffset: func() time.Duration { return cfg.QueryOffset },
+		ConcurrentEvalsEnabled: cfg.ConcurrentEvals > 1,
+		MaxConcurrentEvals:     int64(max(cfg.ConcurrentEvals, 1)),
 		Parser:                 p,
 	}
 	r.mgr.Store(r.newManager())

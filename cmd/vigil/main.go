@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/vigilhq/vigil/internal/logging"
+	"github.com/vigilhq/vigil/internal/memlimit"
 )
 
 // runFunc runs a subcommand until ctx is cancelled.
@@ -28,6 +29,8 @@ func main() {
 	app.HelpFlag.Short('h')
 	logLevel := app.Flag("log.level", "Log filtering level (debug, info, warn, error).").Default("info").Enum("debug", "info", "warn", "error")
 	logFormat := app.Flag("log.format", "Log format (logfmt or json).").Default("logfmt").Enum("logfmt", "json")
+	autoMemLimit := app.Flag("enable-auto-gomemlimit", "Set the Go memory limit (GOMEMLIMIT) from the container's memory limit, or the machine's memory.").Bool()
+	memLimitRatio := app.Flag("auto-gomemlimit.ratio", "Share of the detected memory the Go memory limit is set to, in (0, 1].").Default("0.9").Float64()
 
 	cmds := map[string]runFunc{}
 	registerSidecar(app, cmds)
@@ -50,6 +53,12 @@ func main() {
 		os.Exit(2)
 	}
 	logger = logger.With("component", cmd)
+	if *autoMemLimit {
+		if _, err := memlimit.Apply(logger, *memLimitRatio); err != nil {
+			logger.Error("exiting", "err", err)
+			os.Exit(2)
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -34,6 +34,19 @@ func addServerFlags(cmd *kingpin.CmdClause) *serverFlags {
 	return f
 }
 
+// tsdbFlags are the flags of the components that keep a TSDB of their own (receive,
+// rule) beside its path, retention and block length.
+type tsdbFlags struct {
+	walCompression, noLockfile bool
+}
+
+func addTSDBFlags(cmd *kingpin.CmdClause) *tsdbFlags {
+	f := &tsdbFlags{}
+	cmd.Flag("tsdb.wal-compression", "Compress the TSDB's write-ahead log (snappy).").Default("true").BoolVar(&f.walCompression)
+	cmd.Flag("tsdb.no-lockfile", "Do not create a lock file in the TSDB directory.").Default("false").BoolVar(&f.noLockfile)
+	return f
+}
+
 // servers are a component's started HTTP and gRPC servers and its probe.
 type servers struct {
 	probe *server.Probe

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/cliflag"
@@ -27,6 +28,8 @@ type receiveFlags struct {
 	retention, ooo, block     *time.Duration
 	forwardTimeout, upload    *time.Duration
 	hashringsPoll, limitsPoll *time.Duration
+	tsdb                      *tsdbFlags
+	maxBytes                  units.Base2Bytes
 	cfg                       receive.Config
 }
 
@@ -41,6 +44,9 @@ func registerReceive(app *kingpin.Application, cmds map[string]runFunc) {
 	f.ooo = durationFlag(cmd, "tsdb.out-of-order.time-window", "How far back out-of-order samples are accepted (0 = none); needs vertical compaction in the compactor.", "0s")
 	f.block = durationFlag(cmd, "tsdb.block-duration", "Length of the local blocks.", "2h")
 	cmd.Flag("tsdb.max-exemplars", "Exemplars kept in memory per tenant (0 = exemplar storage off).").Default("0").Int64Var(&c.TSDB.MaxExemplars)
+	f.tsdb = addTSDBFlags(cmd)
+	cmd.Flag("tsdb.max-retention-bytes", "Size bound of each tenant's blocks, oldest deleted first (0 = none); units B, KB, MB, GB...").Default("0").BytesVar(&f.maxBytes)
+	cmd.Flag("tsdb.out-of-order.cap-max", "Samples per out-of-order chunk (0 = the TSDB's default of 32).").Default("0").Int64Var(&c.TSDB.OutOfOrderCapMax)
 	cmd.Flag("label", `External label of this receiver's data, name="value"; repeatable, at least one.`).Required().StringsVar(&f.labels)
 	cmd.Flag("receive.tenant-header", "HTTP header that names the tenant.").Default(receive.DefaultTenantHeader).StringVar(&c.Handler.TenantHeader)
 	cmd.Flag("receive.default-tenant-id", "Tenant of requests that name none.").Default("default-tenant").StringVar(&c.Handler.DefaultTenant)

@@ -36,6 +36,7 @@ type ruleFlags struct {
 	outage, forGrace, queryOffset              *time.Duration
 	block, retention, dnsInterval, upload      *time.Duration
 	concurrentEvals                            int
+	tsdb                                       *tsdbFlags
 }
 
 func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
@@ -64,6 +65,7 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd.Flag("label", `External label of the ruler's recorded data and alerts, name="value"; repeatable.`).StringsVar(&f.labels)
 	cmd.Flag("data-dir", "Directory of the ruler's TSDB (or WAL in stateless mode).").Default("data/").StringVar(&f.dataDir)
 	f.block = durationFlag(cmd, "tsdb.block-duration", "Length of the local blocks.", "2h")
+	f.tsdb = addTSDBFlags(cmd)
 	f.retention = durationFlag(cmd, "tsdb.retention", "How long local blocks are kept.", "48h")
 	f.remoteWrite = cliflag.RegisterPathOrContent(cmd, "remote-write.config", "Prometheus remote_write configuration: stateless mode, recorded series are remote-written instead of kept")
 	f.upload = durationFlag(cmd, "shipper.upload-interval", "How often finished blocks are uploaded.", "30s")

@@ -20,7 +20,7 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	if f.concurrentEvals < 1 {
 		return rule.Config{}, nil, fmt.Errorf("--rule-concurrent-evaluation must be at least 1, got %d", f.concurrentEvals)
 	}
-	cfg := rule.Config{ConcurrentEvals: f.concurrentEvals,
+	cfg := rule.Config{ConcurrentEvals: f.concurrentEvals, UncompressedWAL: !f.tsdb.walCompression, NoLockfile: f.tsdb.noLockfile,
 		DataDir: f.dataDir, RuleFiles: f.ruleFiles, EvalInterval: *f.eval, QueryTimeout: *f.queryTimeout,
 		ResendDelay: *f.resendDelay, Outage: *f.outage, ForGrace: *f.forGrace, QueryOffset: *f.queryOffset,
 		BlockDuration: *f.block, Retention: *f.retention, UploadEvery: *f.upload, RestoreIgnored: f.restoreIgnored,

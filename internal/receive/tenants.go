@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigilhq/vigil/internal/block"
@@ -37,6 +38,16 @@ type TSDBOptions struct {
 	OutOfOrderWindow time.Duration
 	// MaxExemplars is --tsdb.max-exemplars; 0 disables exemplar storage.
 	MaxExemplars int64
+	// UncompressedWAL turns --tsdb.wal-compression off: the WAL is written without snappy.
+	UncompressedWAL bool
+	// NoLockfile is --tsdb.no-lockfile: no lock file in the tenants' TSDB directories.
+	NoLockfile bool
+	// MaxBytes is --tsdb.max-retention-bytes: each tenant's blocks are deleted oldest
+	// first beyond it (0 = no size bound).
+	MaxBytes int64
+	// OutOfOrderCapMax is --tsdb.out-of-order.cap-max: samples per out-of-order chunk
+	// (0 = Prometheus' default).
+	OutOfOrderCapMax int64
 	// Labels are the --label flags, on every tenant's blocks and series.
 	Labels labels.Labels
 	// TenantLabel is --receive.tenant-label-name.
@@ -169,7 +180,15 @@ func (t *Tenants) open(name string) (*tenant, error) {
 	o.OutOfOrderTimeWindow = t.opts.OutOfOrderWindow.Milliseconds()
 	o.EnableExemplarStorage = t.opts.MaxExemplars > 0
 	o.MaxExemplars = t.opts.MaxExemplars
-	o.WALCompression = "snappy"
+	o.WALCompression = compression.Snappy
+	if t.opts.UncompressedWAL {
+		o.WALCompression = compression.None
+	}
+	o.NoLockfile = t.opts.NoLockfile
+	o.MaxBytes = t.opts.MaxBytes
+	if t.opts.OutOfOrderCapMax > 0 {
+		o.OutOfOrderCapMax = t.opts.OutOfOrderCapMax
+	}
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": name}, t.reg)
 	db, err := tsdb.Open(dir, t.logger.With("tenant", name), reg, o, nil)
 	if err != nil {

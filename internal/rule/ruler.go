@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/agent"
+	"github.com/prometheus/prometheus/util/compression"
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigilhq/vigil/internal/block"
@@ -59,14 +60,17 @@ type Config struct {
 	// ConcurrentEvals is how many rules of a group may be evaluated at once
 	// (--rule-concurrent-evaluation); 1 or less: one after the other.
 	ConcurrentEvals int
-	BlockDuration   time.Duration
-	Retention       time.Duration
-	Bucket          objstore.Bucket // nil: no upload
-	UploadEvery     time.Duration
-	RemoteWrite     *config.Config // stateless mode: the remote_write section; nil: stateful
-	FlushDeadline   time.Duration  // stateless mode: how long shutdown waits for unsent samples; 1m when 0
-	ExternalURL     *url.URL       // --alert.query-url, for templates
-	Store           tsdbstore.Options
+	// UncompressedWAL (--no-tsdb.wal-compression) and NoLockfile (--tsdb.no-lockfile)
+	// tune the local TSDB.
+	UncompressedWAL, NoLockfile bool
+	BlockDuration               time.Duration
+	Retention                   time.Duration
+	Bucket                      objstore.Bucket // nil: no upload
+	UploadEvery                 time.Duration
+	RemoteWrite                 *config.Config // stateless mode: the remote_write section; nil: stateful
+	FlushDeadline               time.Duration  // stateless mode: how long shutdown waits for unsent samples; 1m when 0
+	ExternalURL                 *url.URL       // --alert.query-url, for templates
+	Store                       tsdbstore.Options
 }
 
 // Ruler is the assembled ruler.
@@ -153,7 +157,12 @@ func (r *Ruler) openStorage(reg prometheus.Registerer) (storage.AppendableV2, st
 		if err := r.remote.ApplyConfig(&rw); err != nil {
 			return nil, nil, fmt.Errorf("remote write config: %w", err)
 		}
-		db, err := agent.Open(r.logger, reg, r.remote, walDir, agent.DefaultOptions())
+		ao := agent.DefaultOptions()
+		ao.NoLockfile = cfg.NoLockfile
+		if cfg.UncompressedWAL {
+			ao.WALCompression = compression.None
+		}
+		db, err := agent.Open(r.logger, reg, r.remote, walDir, ao)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open WAL of the stateless ruler: %w", err)
 		}
@@ -166,6 +175,10 @@ func (r *Ruler) openStorage(reg prometheus.Registerer) (storage.AppendableV2, st
 	o.MinBlockDuration = cfg.BlockDuration.Milliseconds()
 	o.MaxBlockDuration = o.MinBlockDuration
 	o.RetentionDuration = cfg.Retention.Milliseconds()
+	o.NoLockfile = cfg.NoLockfile
+	if cfg.UncompressedWAL {
+		o.WALCompression = compression.None
+	}
 	db, err := tsdb.Open(cfg.DataDir, r.logger, reg, o, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open ruler TSDB in %s: %w", cfg.DataDir, err)

@@ -2,6 +2,8 @@ package rule
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -37,5 +39,23 @@ func TestRulerConcurrentEvaluation(t *testing.T) {
 		if (tc.concurrent && most < 2) || (!tc.concurrent && most != 1) {
 			t.Errorf("--rule-concurrent-evaluation=%d: at most %d queries at once", tc.evals, most)
 		}
+	}
+}
+
+// --tsdb.no-lockfile reaches the ruler's TSDB: without it the data directory holds a lock
+// file.
+func TestRulerLockfile(t *testing.T) {
+	for _, noLock := range []bool{false, true} {
+		api := rulerQueryAPI(t)
+		dir := t.TempDir()
+		writeFile(t, dir, "rules.yaml", rulerRules)
+		cfg := testRulerConfig(t, dir, api, &Alertmanagers{})
+		cfg.NoLockfile, cfg.UncompressedWAL = noLock, noLock
+		_, stop := startRuler(t, cfg)
+		_, err := os.Stat(filepath.Join(cfg.DataDir, "lock"))
+		if locked := err == nil; locked == noLock {
+			t.Errorf("NoLockfile=%v: lock file present=%v", noLock, locked)
+		}
+		stop()
 	}
 }

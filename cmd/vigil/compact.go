@@ -34,7 +34,7 @@ type compactConfig struct {
 	consistency, deleteDelay          *time.Duration
 	retRaw, ret5m, ret1h              *time.Duration
 	compactConc, downsampleConc       *int
-	fetchConc, filesConc              *int
+	fetchConc, filesConc, metaConc    *int
 	keepLocal                         *units.Base2Bytes
 	replicaLabels                     *[]string
 	dedupFunc, hashFunc               *string
@@ -65,6 +65,7 @@ func registerCompact(app *kingpin.Application, cmds map[string]runFunc) {
 		"instead of being downloaded again (0 = download every time).").Default("4GB").Bytes()
 	cfg.fetchConc = cmd.Flag("compact.blocks-fetch-concurrency", "Blocks of one compaction downloaded in parallel.").Default("1").Int()
 	cfg.filesConc = cmd.Flag("block-files-concurrency", "Files of one block downloaded in parallel.").Default("1").Int()
+	cfg.metaConc = cmd.Flag("block-meta-fetch-concurrency", "Blocks whose meta.json is read in parallel during a sync.").Default("32").Int()
 	cfg.replicaLabels = cmd.Flag("deduplication.replica-label", "External label that tells replicas apart; repeatable or comma-separated. "+
 		"Replica blocks are merged into one deduplicated block (vertical compaction); the label is removed from its external labels "+
 		"(<label>=\"deduped\" if no other label is left).").Strings()
@@ -100,7 +101,7 @@ func runCompact(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		MinTime: cfg.minTime.Millis(now, cliflag.MinTimeDefault), MaxTime: cfg.maxTime.Millis(now, cliflag.MaxTimeDefault),
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), EnableVerticalCompaction: *cfg.vertical, DedupFunc: *cfg.dedupFunc,
 		CompactConcurrency: *cfg.compactConc, DownsampleConcurrency: *cfg.downsampleConc, KeepLocalBytes: int64(*cfg.keepLocal),
-		BlocksFetchConcurrency: *cfg.fetchConc, BlockFilesConcurrency: *cfg.filesConc,
+		BlocksFetchConcurrency: *cfg.fetchConc, BlockFilesConcurrency: *cfg.filesConc, MetaFetchConcurrency: *cfg.metaConc,
 		DisableDownsampling: *cfg.noDownsampling,
 		RetentionRaw:        *cfg.retRaw, Retention5m: *cfg.ret5m, Retention1h: *cfg.ret1h,
 		HashFunc: block.HashFunc(*cfg.hashFunc),

@@ -27,7 +27,7 @@ type storeConfig struct {
 	dataDir                               *string
 	indexCacheSize, chunkPoolSize         *units.Base2Bytes
 	syncInterval, consistency, ignoreMark *time.Duration
-	syncConcurrency                       *int
+	syncConcurrency, metaConcurrency      *int
 	minTime, maxTime                      *cliflag.TimeOrDuration
 	relabel                               *cliflag.PathOrContent
 	seriesLimit, samplesLimit             *int
@@ -42,13 +42,17 @@ func registerStore(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.chunkPoolSize = cmd.Flag("chunk-pool-size", "Maximum chunk bytes all requests may hold at once; a request that would exceed it fails with ResourceExhausted.").Default("2GB").Bytes()
 	cfg.syncInterval = durationFlag(cmd, "sync-block-duration", "How often to sync blocks from the bucket.", "15m")
 	cfg.syncConcurrency = cmd.Flag("block-sync-concurrency", "Blocks loaded (index-headers built) in parallel during a sync.").Default("20").Int()
+	cfg.metaConcurrency = cmd.Flag("block-meta-fetch-concurrency", "Blocks whose meta.json is read in parallel during a sync.").Default("32").Int()
 	cfg.minTime = cliflag.Time(cmd.Flag("min-time", "Serve only blocks with data at or after this time: RFC3339 or relative, e.g. -2w.").Default("0000-01-01T00:00:00Z"))
 	cfg.maxTime = cliflag.Time(cmd.Flag("max-time", "Serve only blocks with data at or before this time: RFC3339 or relative, e.g. -2h.").Default("9999-12-31T23:59:59Z"))
 	cfg.relabel = cliflag.RegisterPathOrContent(cmd, "selector.relabel-config", "Relabel rules over each block's external labels plus __block_id; dropped blocks are not served")
 	cfg.consistency = durationFlag(cmd, "consistency-delay", "Serve a block only this long after it was uploaded.", "0s")
 	cfg.ignoreMark = durationFlag(cmd, "ignore-deletion-marks-delay", "Keep serving a block marked for deletion for this long after the mark.", "24h")
 	cfg.seriesLimit = cmd.Flag("store.limits.request-series", "Maximum series one Series request may return (0 = unlimited); over it: ResourceExhausted.").Default("0").Int()
+	// The deprecated names Thanos still takes for the two limits above.
+	cmd.Flag("store.grpc.touched-series-limit", "Deprecated name of --store.limits.request-series.").Hidden().IntVar(cfg.seriesLimit)
 	cfg.samplesLimit = cmd.Flag("store.limits.request-samples", "Maximum samples one Series request may return (0 = unlimited); over it: ResourceExhausted.").Default("0").Int()
+	cmd.Flag("store.grpc.series-sample-limit", "Deprecated name of --store.limits.request-samples.").Hidden().IntVar(cfg.samplesLimit)
 	cfg.seriesBatchSize = cmd.Flag("store.series-batch-size", "Bytes (series labels and chunks) each block reads per batch; lowered for requests over many blocks to fit --store.limits.request-bytes and --chunk-pool-size.").Default("1MB").Bytes()
 	cfg.requestBytes = cmd.Flag("store.limits.request-bytes", "Maximum bytes of series batches one Series request may hold at once (0 = unlimited); over it: ResourceExhausted.").Default("256MB").Bytes()
 	cmd.Flag("cache-index-header", "Keep index-headers on disk between restarts (always on; accepted for Thanos compatibility).").Default("true").Bool()
@@ -76,7 +80,8 @@ func runStore(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		ConsistencyDelay: *cfg.consistency, IgnoreDeletionMarksDelay: *cfg.ignoreMark,
 		IndexCacheSize: int64(*cfg.indexCacheSize), ChunkPoolSize: int64(*cfg.chunkPoolSize),
 		SeriesLimit: *cfg.seriesLimit, SamplesLimit: *cfg.samplesLimit, BlockSyncConcurrency: *cfg.syncConcurrency,
-		BatchBytes: int64(*cfg.seriesBatchSize), RequestBytes: int64(*cfg.requestBytes),
+		MetaFetchConcurrency: *cfg.metaConcurrency,
+		BatchBytes:           int64(*cfg.seriesBatchSize), RequestBytes: int64(*cfg.requestBytes),
 	}
 	if scfg.Relabel, err = relabelConfig(cfg.relabel); err != nil {
 		return err

@@ -40,6 +40,7 @@ type Config struct {
 	SeriesLimit              int   // --store.limits.request-series (0 = unlimited)
 	SamplesLimit             int   // --store.limits.request-samples (0 = unlimited)
 	BlockSyncConcurrency     int   // --block-sync-concurrency
+	MetaFetchConcurrency     int   // --block-meta-fetch-concurrency (0 = 32)
 	// BatchBytes is --store.series-batch-size: the bytes (labels and chunks) one block
 	// reads per batch. 0 means DefaultSeriesBatchBytes.
 	BatchBytes int64

@@ -67,7 +67,11 @@ func (s *Store) sync(ctx context.Context, now func() time.Time) error {
 // marks (hidden once --ignore-deletion-marks-delay old); the boundaries are
 // block.Filter's.
 func (s *Store) fetcher(now func() time.Time) *block.Fetcher {
-	return block.NewFetcher(s.bkt, s.logger, s.cfg.BlockSyncConcurrency,
+	conc := s.cfg.MetaFetchConcurrency
+	if conc <= 0 {
+		conc = 32
+	}
+	return block.NewFetcher(s.bkt, s.logger, conc,
 		block.WithClock(now), block.WithMetaCache(storeMetas{s}),
 		block.WithFilters(
 			block.TimeRangeFilter{Min: s.cfg.MinTime, Max: s.cfg.MaxTime},

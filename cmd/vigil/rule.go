@@ -31,7 +31,7 @@ type ruleFlags struct {
 	labels, labelDrop, restoreIgnored          []string
 	amConfig, alertRelabel, remoteWrite        *cliflag.PathOrContent
 	queryConfig                                *cliflag.PathOrContent
-	queryURL, dataDir, queryMethod             string
+	queryURL, dataDir, queryMethod, queryTmpl  string
 	eval, queryTimeout, amTimeout, resendDelay *time.Duration
 	outage, forGrace, queryOffset              *time.Duration
 	block, retention, dnsInterval, upload      *time.Duration
@@ -57,6 +57,7 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	f.amTimeout = durationFlag(cmd, "alertmanagers.send-timeout", "Timeout of each request to an Alertmanager.", "10s")
 	cmd.Flag("alert.label-drop", "Label dropped from alerts before they are sent (the replica label of HA rulers); repeatable.").StringsVar(&f.labelDrop)
 	f.alertRelabel = cliflag.RegisterPathOrContent(cmd, "alert.relabel-config", "Prometheus alert relabel configs applied to alerts before they are sent")
+	cmd.Flag("alert.query-template", "Template of the path of alerts' generator URL after --alert.query-url; {{.Expr}} is the query-escaped expression.").Default(rule.DefaultQueryTemplate).StringVar(&f.queryTmpl)
 	cmd.Flag("alert.query-url", "Base URL of the generator URL of alerts (a querier's UI).").Default("").StringVar(&f.queryURL)
 	f.resendDelay = durationFlag(cmd, "resend-delay", "Minimum time before a firing alert is sent again.", "1m")
 	f.outage = durationFlag(cmd, "for-outage-tolerance", "Maximum ruler outage tolerated when restoring the 'for' state of alerts.", "1h")

@@ -30,6 +30,9 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		return cfg, nil, fmt.Errorf("--label: %w", err)
 	}
 	cfg.Alerts = rule.AlertOptions{LabelDrop: f.labelDrop, External: cfg.Labels, QueryURL: f.queryURL}
+	if cfg.Alerts.QueryTemplate, err = rule.ParseQueryTemplate(f.queryTmpl); err != nil {
+		return cfg, nil, err
+	}
 	if f.queryURL != "" {
 		if cfg.ExternalURL, err = url.Parse(f.queryURL); err != nil {
 			return cfg, nil, fmt.Errorf("--alert.query-url: %w", err)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
+	"text/template"
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
@@ -33,6 +35,36 @@ type AlertOptions struct {
 	External labels.Labels
 	// QueryURL is --alert.query-url, the base of each alert's generator URL.
 	QueryURL string
+	// QueryTemplate is --alert.query-template, the rest of it (ParseQueryTemplate); nil
+	// means DefaultQueryTemplate.
+	QueryTemplate *template.Template
+}
+
+// DefaultQueryTemplate is the default --alert.query-template: the querier UI's graph page.
+const DefaultQueryTemplate = "/graph?g0.expr={{.Expr}}&g0.tab=1"
+
+// ParseQueryTemplate parses an --alert.query-template: a Go text/template whose .Expr is
+// the alert's expression, query-escaped.
+func ParseQueryTemplate(s string) (*template.Template, error) {
+	t, err := template.New("alert.query-template").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("--alert.query-template: %w", err)
+	}
+	if err := t.Execute(io.Discard, struct{ Expr string }{"up"}); err != nil {
+		return nil, fmt.Errorf("--alert.query-template: %w", err)
+	}
+	return t, nil
+}
+
+// generatorURL is the link to expr that alerts carry.
+func (o *AlertOptions) generatorURL(expr string) string {
+	var b strings.Builder
+	b.WriteString(strings.TrimRight(o.QueryURL, "/"))
+	if err := o.QueryTemplate.Execute(&b, struct{ Expr string }{url.QueryEscape(expr)}); err != nil {
+		// ParseQueryTemplate tried the template: only a failing writer could get here.
+		return strings.TrimRight(o.QueryURL, "/")
+	}
+	return b.String()
 }
 
 // NotifyFunc turns the rules manager's alerts into notifications: labels dropped, then
@@ -43,6 +75,9 @@ func NotifyFunc(n *notifier.Manager, o AlertOptions) rules.NotifyFunc {
 		ext.Del(name)
 	}
 	external := ext.Labels()
+	if o.QueryTemplate == nil {
+		o.QueryTemplate = template.Must(ParseQueryTemplate(DefaultQueryTemplate))
+	}
 	return func(_ context.Context, expr string, alerts ...*rules.Alert) {
 		if len(alerts) == 0 {
 			return
@@ -56,7 +91,7 @@ func NotifyFunc(n *notifier.Manager, o AlertOptions) rules.NotifyFunc {
 			external.Range(func(l labels.Label) { b.Set(l.Name, l.Value) })
 			na := &notifier.Alert{
 				Labels: b.Labels(), Annotations: a.Annotations, StartsAt: a.FiredAt,
-				GeneratorURL: strings.TrimRight(o.QueryURL, "/") + "/graph?g0.expr=" + url.QueryEscape(expr) + "&g0.tab=1",
+				GeneratorURL: o.generatorURL(expr),
 			}
 			if !a.ResolvedAt.IsZero() {
 				na.EndsAt = a.ResolvedAt

@@ -395,3 +395,19 @@ func TestParseRelabelConfigsIsStrict(t *testing.T) {
 		t.Error("misspelt field accepted")
 	}
 }
+
+func TestAlertQueryTemplate(t *testing.T) {
+	tmpl, err := ParseQueryTemplate("/explore?left={{.Expr}}&x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := AlertOptions{QueryURL: "https://grafana.example/", QueryTemplate: tmpl}
+	if got, want := o.generatorURL(`up{job="a b"} == 0`), "https://grafana.example/explore?left=up%7Bjob%3D%22a+b%22%7D+%3D%3D+0&x=1"; got != want {
+		t.Errorf("generator URL %s, want %s", got, want)
+	}
+	for _, bad := range []string{"/graph?g0.expr={{.Expr", "/graph?g0.expr={{.Query}}"} {
+		if _, err := ParseQueryTemplate(bad); err == nil || !strings.Contains(err.Error(), "--alert.query-template") {
+			t.Errorf("%q: %v, want an error naming the flag", bad, err)
+		}
+	}
+}

@@ -35,6 +35,7 @@ type ruleFlags struct {
 	eval, queryTimeout, amTimeout, resendDelay *time.Duration
 	outage, forGrace, queryOffset              *time.Duration
 	block, retention, dnsInterval, upload      *time.Duration
+	sdInterval, amDNSInterval                  *time.Duration
 	concurrentEvals                            int
 	tsdb                                       *tsdbFlags
 }
@@ -48,12 +49,14 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd.Flag("query.http-method", "HTTP method of the queries sent to query endpoints: POST or GET.").Default("POST").EnumVar(&f.queryMethod, "POST", "GET")
 	f.queryTimeout = durationFlag(cmd, "query.timeout", "Timeout of each query sent to a --query endpoint.", "2m")
 	f.dnsInterval = durationFlag(cmd, "query.sd-dns-interval", "Interval between DNS resolutions of --query addresses.", "30s")
+	f.sdInterval = durationFlag(cmd, "query.sd-interval", "Interval between reads of --query.sd-files (they are also read when they change).", "5m")
 	cmd.Flag("rule-file", "Rule files (globs; a directory stands for its files); repeatable.").Default("rules/").StringsVar(&f.ruleFiles)
 	f.eval = durationFlag(cmd, "eval-interval", "Default evaluation interval of rule groups.", "1m")
 	cmd.Flag("rule-concurrent-evaluation", "How many independent rules of a group may be evaluated at once.").Default("1").IntVar(&f.concurrentEvals)
 	f.queryOffset = durationFlag(cmd, "rule-query-offset", "Default offset of rule evaluation queries, for data that arrives late.", "0s")
 	cmd.Flag("alertmanagers.url", "Alertmanager URL (http(s)://host[:port][/prefix], host may carry dns+ or dnssrv+); repeatable.").StringsVar(&f.amURLs)
 	f.amConfig = cliflag.RegisterPathOrContent(cmd, "alertmanagers.config", "Alertmanagers to send alerts to, instead of --alertmanagers.url")
+	f.amDNSInterval = durationFlag(cmd, "alertmanagers.sd-dns-interval", "Interval between DNS resolutions of Alertmanager addresses.", "30s")
 	f.amTimeout = durationFlag(cmd, "alertmanagers.send-timeout", "Timeout of each request to an Alertmanager.", "10s")
 	cmd.Flag("alert.label-drop", "Label dropped from alerts before they are sent (the replica label of HA rulers); repeatable.").StringsVar(&f.labelDrop)
 	f.alertRelabel = cliflag.RegisterPathOrContent(cmd, "alert.relabel-config", "Prometheus alert relabel configs applied to alerts before they are sent")

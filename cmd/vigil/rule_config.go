@@ -20,7 +20,7 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	if f.concurrentEvals < 1 {
 		return rule.Config{}, nil, fmt.Errorf("--rule-concurrent-evaluation must be at least 1, got %d", f.concurrentEvals)
 	}
-	cfg := rule.Config{ConcurrentEvals: f.concurrentEvals, UncompressedWAL: !f.tsdb.walCompression, NoLockfile: f.tsdb.noLockfile,
+	cfg := rule.Config{ConcurrentEvals: f.concurrentEvals, AlertmanagersDNSInterval: *f.amDNSInterval, UncompressedWAL: !f.tsdb.walCompression, NoLockfile: f.tsdb.noLockfile,
 		DataDir: f.dataDir, RuleFiles: f.ruleFiles, EvalInterval: *f.eval, QueryTimeout: *f.queryTimeout,
 		ResendDelay: *f.resendDelay, Outage: *f.outage, ForGrace: *f.forGrace, QueryOffset: *f.queryOffset,
 		BlockDuration: *f.block, Retention: *f.retention, UploadEvery: *f.upload, RestoreIgnored: f.restoreIgnored,
@@ -83,7 +83,7 @@ func queryEndpoints(ctx context.Context, logger *slog.Logger, reg *prometheus.Re
 		return nil, err
 	}
 	if b == nil {
-		g, err := rule.StartQueryFlags(ctx, f.queries, f.querySD, *f.dnsInterval, logger, reg)
+		g, err := rule.StartQueryFlags(ctx, f.queries, f.querySD, *f.dnsInterval, *f.sdInterval, logger, reg)
 		return []rule.QueryEndpoints{g}, err
 	}
 	if len(f.queries) > 0 || len(f.querySD) > 0 {

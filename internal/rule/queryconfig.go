@@ -160,8 +160,9 @@ func StartQueryConfig(ctx context.Context, cfgs []EndpointsConfig, dnsInterval t
 
 // StartQueryFlags is the query endpoint group of --query (host:port with optional dns+,
 // dnssrv+ or dnssrvnoa+, or http(s) URLs with a path) and --query.sd-files, resolved
-// until ctx is done.
-func StartQueryFlags(ctx context.Context, queries, sdFiles []string, dnsInterval time.Duration, logger *slog.Logger, reg prometheus.Registerer) (QueryEndpoints, error) {
+// until ctx is done: DNS every dnsInterval, the SD files when they change and every
+// sdInterval.
+func StartQueryFlags(ctx context.Context, queries, sdFiles []string, dnsInterval, sdInterval time.Duration, logger *slog.Logger, reg prometheus.Registerer) (QueryEndpoints, error) {
 	var urls, specs []string
 	for _, q := range queries {
 		if u, err := url.Parse(q); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
@@ -175,7 +176,7 @@ func StartQueryFlags(ctx context.Context, queries, sdFiles []string, dnsInterval
 	}
 	var fsd *discovery.FileSD
 	if len(sdFiles) > 0 {
-		fsd = discovery.NewFileSD(sdFiles, dnsInterval, logger, reg)
+		fsd = discovery.NewFileSD(sdFiles, sdInterval, logger, reg)
 	}
 	eps := discovery.NewEndpoints(specs, fsd, discovery.NewDNS(net.DefaultResolver, logger, reg), dnsInterval, logger)
 	go func() { _ = eps.Run(ctx) }()

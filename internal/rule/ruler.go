@@ -48,11 +48,14 @@ type Config struct {
 	QueryMethod   string           // --query.http-method; POST when empty
 	QueryTimeout  time.Duration
 	Alertmanagers *Alertmanagers
-	Alerts        AlertOptions
-	AlertRelabel  []*relabel.Config
-	ResendDelay   time.Duration
-	Outage        time.Duration // --for-outage-tolerance
-	ForGrace      time.Duration // --for-grace-period
+	// AlertmanagersDNSInterval is how often Alertmanager addresses are resolved again
+	// (--alertmanagers.sd-dns-interval; 30s when 0).
+	AlertmanagersDNSInterval time.Duration
+	Alerts                   AlertOptions
+	AlertRelabel             []*relabel.Config
+	ResendDelay              time.Duration
+	Outage                   time.Duration // --for-outage-tolerance
+	ForGrace                 time.Duration // --for-grace-period
 	// RestoreIgnored are label names the query endpoints add to alert state that the
 	// ruler's alerts lack, besides the Labels names (--restore-ignored-label).
 	RestoreIgnored []string
@@ -249,7 +252,11 @@ func (r *Ruler) RunElected(ctx context.Context, elect Elector) error {
 	tsets := make(chan map[string][]*targetgroup.Group)
 	var wg, resolver sync.WaitGroup
 	wg.Go(func() { r.notifier.Run(tsets) })
-	resolver.Go(func() { r.cfg.Alertmanagers.Run(ctx, 30*time.Second, r.logger, tsets) })
+	every := r.cfg.AlertmanagersDNSInterval
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	resolver.Go(func() { r.cfg.Alertmanagers.Run(ctx, every, r.logger, tsets) })
 	if r.ship != nil {
 		wg.Go(func() { _ = r.ship.Run(ctx, r.cfg.UploadEvery) })
 	}

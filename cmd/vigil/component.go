@@ -29,6 +29,9 @@ func addServerFlags(cmd *kingpin.CmdClause) *serverFlags {
 	cmd.Flag("grpc-server-tls-cert", "TLS certificate for the gRPC server; leave empty to disable TLS.").Default("").StringVar(&f.grpc.TLSCert)
 	cmd.Flag("grpc-server-tls-key", "TLS key for the gRPC server; leave empty to disable TLS.").Default("").StringVar(&f.grpc.TLSKey)
 	cmd.Flag("grpc-server-tls-client-ca", "TLS CA to verify clients against; client certificates are then required.").Default("").StringVar(&f.grpc.TLSClientCA)
+	cmd.Flag("grpc-server-tls-min-version", "Minimum TLS version of the gRPC server: 1.0, 1.1, 1.2 or 1.3.").Default("1.3").StringVar(&f.grpc.TLSMinVersion)
+	cmd.Flag("grpc-server-tls-ciphers", "TLS cipher suite of the gRPC server (Go name, TLS 1.2 and below); repeatable. Go's defaults when none.").StringsVar(&f.grpc.TLSCiphers)
+	cmd.Flag("grpc-server-tls-curves", "TLS curve of the gRPC server (CurveP256, CurveP384, CurveP521, X25519); repeatable. Go's defaults when none.").StringsVar(&f.grpc.TLSCurves)
 	f.grpcGrace = cliflag.Duration(cmd.Flag("grpc-grace-period", "Time to wait after an interrupt for gRPC calls to finish.").Default("2m"))
 	f.maxConnAge = cliflag.Duration(cmd.Flag("grpc-server-max-connection-age", "Close gRPC connections after this age so clients rebalance.").Default("60m"))
 	return f

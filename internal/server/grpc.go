@@ -26,6 +26,9 @@ type GRPCConfig struct {
 	Address          string        // --grpc-address
 	TLSCert, TLSKey  string        // --grpc-server-tls-cert, --grpc-server-tls-key
 	TLSClientCA      string        // --grpc-server-tls-client-ca: require and verify client certificates
+	TLSMinVersion    string        // --grpc-server-tls-min-version: "1.0" to "1.3"; "1.3" when empty
+	TLSCiphers       []string      // --grpc-server-tls-ciphers: Go cipher suite names (TLS 1.2 and below)
+	TLSCurves        []string      // --grpc-server-tls-curves: CurveP256, CurveP384, CurveP521, X25519
 	GracePeriod      time.Duration // --grpc-grace-period
 	MaxConnectionAge time.Duration // --grpc-server-max-connection-age
 	// ReceiveWindow, when set, is the flow-control window of each incoming stream (the
@@ -89,7 +92,10 @@ func serverTLS(cfg GRPCConfig) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load gRPC server certificate: %w", err)
 	}
-	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	if err := tlsSettings(tlsCfg, cfg); err != nil {
+		return nil, err
+	}
 	if cfg.TLSClientCA != "" {
 		pem, err := os.ReadFile(cfg.TLSClientCA)
 		if err != nil {
@@ -103,6 +109,42 @@ func serverTLS(cfg GRPCConfig) (*tls.Config, error) {
 		tlsCfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return tlsCfg, nil
+}
+
+var tlsVersions = map[string]uint16{"1.0": tls.VersionTLS10, "1.1": tls.VersionTLS11, "1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+
+var tlsCurves = map[string]tls.CurveID{"CurveP256": tls.CurveP256, "CurveP384": tls.CurveP384, "CurveP521": tls.CurveP521, "X25519": tls.X25519}
+
+// tlsSettings sets the minimum version, cipher suites and curves of the flags on c; an
+// unknown value is an error naming the flag.
+func tlsSettings(c *tls.Config, cfg GRPCConfig) error {
+	v := cfg.TLSMinVersion
+	if v == "" {
+		v = "1.3"
+	}
+	var ok bool
+	if c.MinVersion, ok = tlsVersions[v]; !ok {
+		return fmt.Errorf("--grpc-server-tls-min-version %q: want 1.0, 1.1, 1.2 or 1.3", v)
+	}
+	suites := map[string]uint16{}
+	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		suites[s.Name] = s.ID
+	}
+	for _, name := range cfg.TLSCiphers {
+		id, ok := suites[name]
+		if !ok {
+			return fmt.Errorf("--grpc-server-tls-ciphers %q: not a cipher suite Go knows (see crypto/tls)", name)
+		}
+		c.CipherSuites = append(c.CipherSuites, id)
+	}
+	for _, name := range cfg.TLSCurves {
+		id, ok := tlsCurves[name]
+		if !ok {
+			return fmt.Errorf("--grpc-server-tls-curves %q: want CurveP256, CurveP384, CurveP521 or X25519", name)
+		}
+		c.CurvePreferences = append(c.CurvePreferences, id)
+	}
+	return nil
 }
 
 // Server is the underlying gRPC server, for registering services.

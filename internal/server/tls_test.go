@@ -1,0 +1,107 @@
+package server
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns their paths.
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vigil"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// handshake reports whether a client with at most TLS version maxVersion and curves
+// completes a handshake with a server configured from cfg.
+func handshake(t *testing.T, cfg GRPCConfig, maxVersion uint16, curves ...tls.CurveID) error {
+	t.Helper()
+	srvCfg, err := serverTLS(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srvCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, MaxVersion: maxVersion, CurvePreferences: curves})
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func TestServerTLSSettings(t *testing.T) {
+	cert, key := selfSigned(t)
+	base := GRPCConfig{TLSCert: cert, TLSKey: key}
+	if err := handshake(t, base, tls.VersionTLS12); err == nil {
+		t.Error("a TLS 1.2 client was accepted by default (minimum 1.3)")
+	}
+	if err := handshake(t, base, tls.VersionTLS13); err != nil {
+		t.Errorf("TLS 1.3 client refused: %v", err)
+	}
+	v12 := base
+	v12.TLSMinVersion, v12.TLSCiphers = "1.2", []string{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}
+	if err := handshake(t, v12, tls.VersionTLS12); err != nil {
+		t.Errorf("TLS 1.2 client refused with --grpc-server-tls-min-version=1.2: %v", err)
+	}
+	p384 := base
+	p384.TLSCurves = []string{"CurveP384"}
+	if err := handshake(t, p384, tls.VersionTLS13, tls.CurveP256); err == nil {
+		t.Error("a client offering only P-256 was accepted with --grpc-server-tls-curves=CurveP384")
+	}
+	if err := handshake(t, p384, tls.VersionTLS13, tls.CurveP384); err != nil {
+		t.Errorf("P-384 client refused: %v", err)
+	}
+
+	for flag, bad := range map[string]GRPCConfig{
+		"--grpc-server-tls-min-version": {TLSCert: cert, TLSKey: key, TLSMinVersion: "1.4"},
+		"--grpc-server-tls-ciphers":     {TLSCert: cert, TLSKey: key, TLSCiphers: []string{"TLS_MADE_UP"}},
+		"--grpc-server-tls-curves":      {TLSCert: cert, TLSKey: key, TLSCurves: []string{"P256"}},
+	} {
+		if _, err := serverTLS(bad); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s: %v, want an error naming the flag", flag, err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilhq/vigil/internal/block"
 	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/server"
 )
@@ -48,6 +49,12 @@ func addTSDBFlags(cmd *kingpin.CmdClause) *tsdbFlags {
 	cmd.Flag("tsdb.wal-compression", "Compress the TSDB's write-ahead log (snappy).").Default("true").BoolVar(&f.walCompression)
 	cmd.Flag("tsdb.no-lockfile", "Do not create a lock file in the TSDB directory.").Default("false").BoolVar(&f.noLockfile)
 	return f
+}
+
+// hashFuncFlag registers --hash-func, the hash recorded in meta.json for each uploaded file.
+func hashFuncFlag(cmd *kingpin.CmdClause, target *string) {
+	cmd.Flag("hash-func", "Hash function recorded for each uploaded file in meta.json: SHA256, or empty for none.").
+		Default("").EnumVar(target, "", string(block.HashSHA256))
 }
 
 // servers are a component's started HTTP and gRPC servers and its probe.

@@ -30,6 +30,7 @@ type receiveFlags struct {
 	hashringsPoll, limitsPoll *time.Duration
 	tsdb                      *tsdbFlags
 	maxBytes                  units.Base2Bytes
+	hashFunc                  string
 	cfg                       receive.Config
 }
 
@@ -45,6 +46,7 @@ func registerReceive(app *kingpin.Application, cmds map[string]runFunc) {
 	f.block = durationFlag(cmd, "tsdb.block-duration", "Length of the local blocks.", "2h")
 	cmd.Flag("tsdb.max-exemplars", "Exemplars kept in memory per tenant (0 = exemplar storage off).").Default("0").Int64Var(&c.TSDB.MaxExemplars)
 	f.tsdb = addTSDBFlags(cmd)
+	hashFuncFlag(cmd, &f.hashFunc)
 	cmd.Flag("tsdb.max-retention-bytes", "Size bound of each tenant's blocks, oldest deleted first (0 = none); units B, KB, MB, GB...").Default("0").BytesVar(&f.maxBytes)
 	cmd.Flag("tsdb.out-of-order.cap-max", "Samples per out-of-order chunk (0 = the TSDB's default of 32).").Default("0").Int64Var(&c.TSDB.OutOfOrderCapMax)
 	cmd.Flag("label", `External label of this receiver's data, name="value"; repeatable, at least one.`).Required().StringsVar(&f.labels)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/block"
 	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/receive"
@@ -25,6 +26,7 @@ func receiveConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Reg
 	cfg.TSDB.Labels = ext
 	cfg.TSDB.Retention, cfg.TSDB.OutOfOrderWindow, cfg.TSDB.BlockDuration = *f.retention, *f.ooo, *f.block
 	cfg.TSDB.UncompressedWAL, cfg.TSDB.NoLockfile, cfg.TSDB.MaxBytes = !f.tsdb.walCompression, f.tsdb.noLockfile, int64(f.maxBytes)
+	cfg.TSDB.HashFunc = block.HashFunc(f.hashFunc)
 	cfg.Distributor.ForwardTimeout, cfg.UploadEvery = *f.forwardTimeout, *f.upload
 	cfg.HashringsPoll, cfg.LimitsReload = *f.hashringsPoll, *f.limitsPoll
 	cfg.Hashrings = []byte(f.hashringsInline)

@@ -17,6 +17,8 @@ import (
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/rule"
 	"github.com/vigilhq/vigil/internal/rulesapi"
+	"github.com/vigilhq/vigil/internal/shipper"
+	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/infopb"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
 	"github.com/vigilhq/vigil/internal/tsdbstore"
@@ -38,6 +40,8 @@ type ruleFlags struct {
 	sdInterval, amDNSInterval                  *time.Duration
 	concurrentEvals                            int
 	tsdb                                       *tsdbFlags
+	hashFunc, metaFile                         string
+	limits                                     storeapi.RequestLimits
 }
 
 func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
@@ -70,6 +74,10 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd.Flag("data-dir", "Directory of the ruler's TSDB (or WAL in stateless mode).").Default("data/").StringVar(&f.dataDir)
 	f.block = durationFlag(cmd, "tsdb.block-duration", "Length of the local blocks.", "2h")
 	f.tsdb = addTSDBFlags(cmd)
+	hashFuncFlag(cmd, &f.hashFunc)
+	cmd.Flag("shipper.meta-file-name", "File in --data-dir where the shipper records which blocks it has uploaded.").Default(shipper.DefaultMetaFilename).StringVar(&f.metaFile)
+	cmd.Flag("store.limits.request-series", "Maximum series one Series request may return (0 = unlimited); over it the request fails with ResourceExhausted.").Default("0").Int64Var(&f.limits.Series)
+	cmd.Flag("store.limits.request-samples", "Maximum samples one Series request may return (0 = unlimited); over it the request fails with ResourceExhausted.").Default("0").Int64Var(&f.limits.Samples)
 	f.retention = durationFlag(cmd, "tsdb.retention", "How long local blocks are kept.", "48h")
 	f.remoteWrite = cliflag.RegisterPathOrContent(cmd, "remote-write.config", "Prometheus remote_write configuration: stateless mode, recorded series are remote-written instead of kept")
 	f.upload = durationFlag(cmd, "shipper.upload-interval", "How often finished blocks are uploaded.", "30s")

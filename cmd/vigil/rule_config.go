@@ -9,9 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
 
+	"github.com/vigilhq/vigil/internal/block"
 	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/rule"
+	"github.com/vigilhq/vigil/internal/tsdbstore"
 )
 
 // ruleConfig turns the parsed flags into the ruler's configuration; the returned function
@@ -20,7 +22,8 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	if f.concurrentEvals < 1 {
 		return rule.Config{}, nil, fmt.Errorf("--rule-concurrent-evaluation must be at least 1, got %d", f.concurrentEvals)
 	}
-	cfg := rule.Config{ConcurrentEvals: f.concurrentEvals, AlertmanagersDNSInterval: *f.amDNSInterval, UncompressedWAL: !f.tsdb.walCompression, NoLockfile: f.tsdb.noLockfile,
+	cfg := rule.Config{ConcurrentEvals: f.concurrentEvals, AlertmanagersDNSInterval: *f.amDNSInterval,
+		HashFunc: block.HashFunc(f.hashFunc), ShipperMetaFile: f.metaFile, Store: tsdbstore.Options{Limits: f.limits}, UncompressedWAL: !f.tsdb.walCompression, NoLockfile: f.tsdb.noLockfile,
 		DataDir: f.dataDir, RuleFiles: f.ruleFiles, EvalInterval: *f.eval, QueryTimeout: *f.queryTimeout,
 		ResendDelay: *f.resendDelay, Outage: *f.outage, ForGrace: *f.forGrace, QueryOffset: *f.queryOffset,
 		BlockDuration: *f.block, Retention: *f.retention, UploadEvery: *f.upload, RestoreIgnored: f.restoreIgnored,

@@ -46,8 +46,7 @@ func registerSidecar(app *kingpin.Application, cmds map[string]runFunc) {
 		Default(shipper.DefaultMetaFilename).StringVar(&up.metaFileName)
 	cmd.Flag("shipper.ignore-unequal-block-size", "Upload even though Prometheus' min and max block durations differ (uploaded and compacted blocks may overlap).").
 		Default("false").Hidden().BoolVar(&up.ignoreUnequal)
-	cmd.Flag("hash-func", "Hash function recorded for each uploaded file in meta.json: SHA256, or empty for none.").
-		Default("").EnumVar(&up.hashFunc, "", string(block.HashSHA256))
+	hashFuncFlag(cmd, &up.hashFunc)
 	up.interval = cliflag.Duration(cmd.Flag("shipper.upload-interval", "How often the shipper looks for new blocks to upload.").Default("30s").Hidden())
 	reload := reloader.RegisterFlags(cmd)
 

@@ -42,6 +42,8 @@ type TSDBOptions struct {
 	UncompressedWAL bool
 	// NoLockfile is --tsdb.no-lockfile: no lock file in the tenants' TSDB directories.
 	NoLockfile bool
+	// HashFunc is --hash-func: the hash recorded for each uploaded file.
+	HashFunc block.HashFunc
 	// MaxBytes is --tsdb.max-retention-bytes: each tenant's blocks are deleted oldest
 	// first beyond it (0 = no size bound).
 	MaxBytes int64
@@ -199,7 +201,7 @@ func (t *Tenants) open(name string) (*tenant, error) {
 	tn.lastWrite.Store(time.Now().UnixMilli())
 	if t.opts.Bucket != nil {
 		tn.ship, err = shipper.New(t.logger.With("tenant", name), reg, t.opts.Bucket, shipper.Options{
-			Dir: dir, Source: block.SourceReceive, Labels: func() labels.Labels { return ext },
+			Dir: dir, Source: block.SourceReceive, Labels: func() labels.Labels { return ext }, HashFunc: t.opts.HashFunc,
 		})
 		if err != nil {
 			_ = db.Close()

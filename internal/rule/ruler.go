@@ -74,6 +74,9 @@ type Config struct {
 	FlushDeadline               time.Duration  // stateless mode: how long shutdown waits for unsent samples; 1m when 0
 	ExternalURL                 *url.URL       // --alert.query-url, for templates
 	Store                       tsdbstore.Options
+	// HashFunc (--hash-func) and ShipperMetaFile (--shipper.meta-file-name) shape uploads.
+	HashFunc        block.HashFunc
+	ShipperMetaFile string
 }
 
 // Ruler is the assembled ruler.
@@ -191,6 +194,7 @@ func (r *Ruler) openStorage(reg prometheus.Registerer) (storage.AppendableV2, st
 	if cfg.Bucket != nil {
 		r.ship, err = shipper.New(r.logger, reg, cfg.Bucket, shipper.Options{
 			Dir: cfg.DataDir, Source: block.SourceRuler, Labels: func() labels.Labels { return cfg.Labels },
+			HashFunc: cfg.HashFunc, MetaFileName: cfg.ShipperMetaFile,
 		})
 		if err != nil {
 			_ = db.Close()

@@ -26,6 +26,7 @@ import (
 	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/queryapi"
 	"github.com/vigilhq/vigil/internal/rulesapi"
+	"github.com/vigilhq/vigil/internal/server"
 	"github.com/vigilhq/vigil/internal/statusapi"
 	"github.com/vigilhq/vigil/internal/storeapi"
 	"github.com/vigilhq/vigil/internal/storeapi/storepb"
@@ -49,12 +50,15 @@ type queryConfig struct {
 	maxFetchedBytes                     *units.Base2Bytes
 	partialResponse, autoDownsampling   *bool
 	clientTLS                           *clientTLSFlags
-	compression                         *string
+	compression, engine, mode           *string
+	subqueryStep                        *time.Duration
+	disableCORS                         *bool
 }
 
 type clientTLSFlags struct {
 	secure, skipVerify        *bool
 	cert, key, ca, serverName *string
+	minVersion                *string
 }
 
 func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
@@ -75,6 +79,10 @@ func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.timeout = durationFlag(cmd, "query.timeout", "Maximum time to process a query.", "2m")
 	cfg.lookbackDelta = durationFlag(cmd, "query.lookback-delta", "How far back to look for a sample in instant vector selectors.", "5m")
 	cfg.defaultStep = durationFlag(cmd, "query.default-step", "Default range query step when none is given.", "1s")
+	cfg.subqueryStep = durationFlag(cmd, "query.default-evaluation-interval", "Step of subqueries that give none.", "1m")
+	cfg.engine = cmd.Flag("query.promql-engine", "PromQL engine: prometheus (thanos is taken and runs the same Prometheus engine).").Default("prometheus").Enum("prometheus", "thanos")
+	cfg.mode = cmd.Flag("query.mode", "PromQL query mode: local (distributed is refused).").Default("local").Enum("local", "distributed")
+	cfg.disableCORS = cmd.Flag("web.disable-cors", "Do not set CORS headers on the query API.").Default("false").Bool()
 	cfg.maxConcurrent = cmd.Flag("query.max-concurrent", "Maximum number of queries processed concurrently.").Default("20").Int()
 	cfg.maxSamples = cmd.Flag("query.max-samples", "Maximum samples a single query may load into memory; over it the query fails.").Default("50000000").Int()
 	cfg.limitSeries = cmd.Flag("store.limits.request-series", "Maximum series one selector may receive from all endpoints together; over it the query fails (0 = no limit).").Default("0").Int64()
@@ -90,6 +98,7 @@ func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
 		key:        cmd.Flag("grpc-client-tls-key", "Client key for endpoints.").Default("").String(),
 		ca:         cmd.Flag("grpc-client-tls-ca", "CA to verify endpoint certificates with.").Default("").String(),
 		serverName: cmd.Flag("grpc-client-server-name", "Server name to verify endpoint certificates against.").Default("").String(),
+		minVersion: cmd.Flag("grpc-client-tls-min-version", "Minimum TLS version towards endpoints: 1.0, 1.1, 1.2 or 1.3.").Default("1.3").String(),
 	}
 	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
 		return runQuery(ctx, logger, reg, cfg)
@@ -99,6 +108,9 @@ func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
 func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry, cfg queryConfig) error {
 	dedupFunc, err := dedup.ParseFunc(*cfg.dedupFunc)
 	if err != nil {
+		return err
+	}
+	if err := checkEngine(logger, *cfg.engine, *cfg.mode); err != nil {
 		return err
 	}
 	specs := append(append([]string{}, *cfg.endpoints...), *cfg.stores...)
@@ -137,7 +149,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger: logger, Reg: reg, MaxSamples: *cfg.maxSamples, Timeout: *cfg.timeout,
 		LookbackDelta: *cfg.lookbackDelta, EnableAtModifier: true, EnableNegativeOffset: true,
-		ActiveQueryTracker: nil, NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		ActiveQueryTracker: nil, NoStepSubqueryIntervalFn: func(int64) int64 { return cfg.subqueryStep.Milliseconds() },
 	})
 	queryable := query.NewQueryableFactory(proxy, dedupFunc)
 	api := queryapi.New(queryapi.Config{
@@ -145,7 +157,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		Rules: rulesProxy, Metadata: metadataProxy, Targets: targetsProxy, Exemplars: exemplarsProxy, Status: statusProxy,
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), PartialResponse: *cfg.partialResponse,
 		LookbackDelta: *cfg.lookbackDelta, DefaultStep: *cfg.defaultStep, Timeout: *cfg.timeout,
-		AutoDownsampling: *cfg.autoDownsampling,
+		AutoDownsampling: *cfg.autoDownsampling, DisableCORS: *cfg.disableCORS,
 		BuildInfo: queryapi.BuildInfo{Version: version.Version, Revision: version.Revision, Branch: version.Branch,
 			BuildUser: version.BuildUser, BuildDate: version.BuildDate, GoVersion: runtime.Version()},
 		Logger: logger,
@@ -173,6 +185,18 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 	return s.run(ctx, eps.Run, func(ctx context.Context) error { return set.Run(ctx, 5*time.Second) })
 }
 
+// checkEngine takes the engine flags a Thanos querier may be started with: Vigil runs
+// Prometheus' engine, locally.
+func checkEngine(logger *slog.Logger, engine, mode string) error {
+	if mode == "distributed" {
+		return fmt.Errorf("--query.mode=distributed is not supported: Vigil evaluates queries in the querier that receives them (--query.mode=local)")
+	}
+	if engine == "thanos" {
+		logger.Warn("--query.promql-engine=thanos: Vigil evaluates PromQL with Prometheus' engine")
+	}
+	return nil
+}
+
 // splitReplicaLabels accepts both repeated flags and comma-separated values.
 func splitReplicaLabels(in []string) []string {
 	var out []string
@@ -190,7 +214,11 @@ func (f *clientTLSFlags) config() (*tls.Config, error) {
 	if !*f.secure {
 		return nil, nil
 	}
-	cfg := &tls.Config{InsecureSkipVerify: *f.skipVerify, ServerName: *f.serverName, MinVersion: tls.VersionTLS12}
+	minVersion, err := server.ParseTLSVersion("--grpc-client-tls-min-version", *f.minVersion)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{InsecureSkipVerify: *f.skipVerify, ServerName: *f.serverName, MinVersion: minVersion}
 	if *f.ca != "" {
 		pem, err := os.ReadFile(*f.ca)
 		if err != nil {

@@ -69,6 +69,9 @@ type Config struct {
 	// max_source_resolution read up to step/5 (as with max_source_resolution=auto)
 	// instead of raw data only.
 	AutoDownsampling bool
+	// DisableCORS is --web.disable-cors: no Access-Control-* headers, so browsers only
+	// call the API from pages of its own origin.
+	DisableCORS bool
 	// DefaultStep is --query.default-step, the lower bound of the step of range queries
 	// that do not give one.
 	DefaultStep time.Duration
@@ -261,7 +264,9 @@ func errResult(err *apiError) result { return result{err: err} }
 // and encoding of the envelope.
 func (a *API) handler(f func(*http.Request) result) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		setCORS(w, r)
+		if !a.cfg.DisableCORS {
+			setCORS(w, r)
+		}
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodPost:
 		case http.MethodOptions:

@@ -261,6 +261,23 @@ func TestStores(t *testing.T) {
 		`"labelSets":null,"minTime":-1,"maxTime":0}]}}`)
 }
 
+// --web.disable-cors: no CORS headers, pre-flight requests still answered.
+func TestDisableCORS(t *testing.T) {
+	f := newFixture(t, nil, func(c *Config) { c.DisableCORS = true })
+	for _, m := range []string{http.MethodGet, http.MethodOptions} {
+		req, _ := http.NewRequest(m, f.srv.URL+"/api/v1/query?query=up&time=1700000600", nil)
+		req.Header.Set("Origin", "http://grafana.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if h := resp.Header.Get("Access-Control-Allow-Origin"); h != "" || resp.StatusCode >= 300 {
+			t.Errorf("%s: %d, Access-Control-Allow-Origin %q; want no CORS header", m, resp.StatusCode, h)
+		}
+	}
+}
+
 func TestCompressionAndCORS(t *testing.T) {
 	f := newFixture(t, nil, nil)
 	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/api/v1/query?query=up&time=1700000600", nil)

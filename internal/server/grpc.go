@@ -115,16 +115,25 @@ var tlsVersions = map[string]uint16{"1.0": tls.VersionTLS10, "1.1": tls.VersionT
 
 var tlsCurves = map[string]tls.CurveID{"CurveP256": tls.CurveP256, "CurveP384": tls.CurveP384, "CurveP521": tls.CurveP521, "X25519": tls.X25519}
 
-// tlsSettings sets the minimum version, cipher suites and curves of the flags on c; an
-// unknown value is an error naming the flag.
-func tlsSettings(c *tls.Config, cfg GRPCConfig) error {
-	v := cfg.TLSMinVersion
+// ParseTLSVersion turns a --*-tls-min-version value ("1.0" to "1.3"; "1.3" when empty)
+// into its crypto/tls constant; flag names the flag in the error.
+func ParseTLSVersion(flag, v string) (uint16, error) {
 	if v == "" {
 		v = "1.3"
 	}
-	var ok bool
-	if c.MinVersion, ok = tlsVersions[v]; !ok {
-		return fmt.Errorf("--grpc-server-tls-min-version %q: want 1.0, 1.1, 1.2 or 1.3", v)
+	id, ok := tlsVersions[v]
+	if !ok {
+		return 0, fmt.Errorf("%s %q: want 1.0, 1.1, 1.2 or 1.3", flag, v)
+	}
+	return id, nil
+}
+
+// tlsSettings sets the minimum version, cipher suites and curves of the flags on c; an
+// unknown value is an error naming the flag.
+func tlsSettings(c *tls.Config, cfg GRPCConfig) error {
+	var err error
+	if c.MinVersion, err = ParseTLSVersion("--grpc-server-tls-min-version", cfg.TLSMinVersion); err != nil {
+		return err
 	}
 	suites := map[string]uint16{}
 	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {

@@ -105,3 +105,14 @@ func TestServerTLSSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTLSVersion(t *testing.T) {
+	for in, want := range map[string]uint16{"": tls.VersionTLS13, "1.0": tls.VersionTLS10, "1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13} {
+		if got, err := ParseTLSVersion("--x", in); err != nil || got != want {
+			t.Errorf("%q: %x, %v; want %x", in, got, err, want)
+		}
+	}
+	if _, err := ParseTLSVersion("--grpc-client-tls-min-version", "TLS1.2"); err == nil || !strings.Contains(err.Error(), "--grpc-client-tls-min-version") {
+		t.Errorf("bad version: %v", err)
+	}
+}

@@ -22,11 +22,14 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	if f.concurrentEvals < 1 {
 		return rule.Config{}, nil, fmt.Errorf("--rule-concurrent-evaluation must be at least 1, got %d", f.concurrentEvals)
 	}
-	cfg := rule.Config{ConcurrentEvals: f.concurrentEvals, AlertmanagersDNSInterval: *f.amDNSInterval,
-		HashFunc: block.HashFunc(f.hashFunc), ShipperMetaFile: f.metaFile, Store: tsdbstore.Options{Limits: f.limits}, UncompressedWAL: !f.tsdb.walCompression, NoLockfile: f.tsdb.noLockfile,
-		DataDir: f.dataDir, RuleFiles: f.ruleFiles, EvalInterval: *f.eval, QueryTimeout: *f.queryTimeout,
-		ResendDelay: *f.resendDelay, Outage: *f.outage, ForGrace: *f.forGrace, QueryOffset: *f.queryOffset,
-		BlockDuration: *f.block, Retention: *f.retention, UploadEvery: *f.upload, RestoreIgnored: f.restoreIgnored,
+	cfg := rule.Config{
+		RuleFiles: f.ruleFiles, EvalInterval: *f.eval, ConcurrentEvals: f.concurrentEvals, QueryOffset: *f.queryOffset,
+		QueryMethod: f.queryMethod, QueryTimeout: *f.queryTimeout,
+		AlertmanagersDNSInterval: *f.amDNSInterval, ResendDelay: *f.resendDelay,
+		Outage: *f.outage, ForGrace: *f.forGrace, RestoreIgnored: f.restoreIgnored,
+		DataDir: f.dataDir, BlockDuration: *f.block, Retention: *f.retention,
+		UncompressedWAL: !f.tsdb.walCompression, NoLockfile: f.tsdb.noLockfile, Store: tsdbstore.Options{Limits: f.limits},
+		UploadEvery: *f.upload, HashFunc: block.HashFunc(f.hashFunc), ShipperMetaFile: f.metaFile,
 	}
 	var err error
 	if cfg.Labels, err = cliflag.ParseLabels(f.labels); err != nil {
@@ -64,7 +67,6 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		stop()
 		return cfg, nil, err
 	}
-	cfg.QueryMethod = f.queryMethod
 	content, err := f.objstore.Content()
 	if err != nil || content == nil {
 		return cfg, stop, err

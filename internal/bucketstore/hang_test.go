@@ -54,6 +54,11 @@ func TestHangingIndexReadEndsWithTheRequest(t *testing.T) {
 		t.Fatalf("Series over a hanging bucket: %v, want code DeadlineExceeded", err)
 	}
 	waitHanging(t, cb)
+	for _, b := range s.blocks {
+		if err := b.ri.err(); err != nil {
+			t.Errorf("block %s keeps %q as its last bucket error: the requests' own end, not the bucket's", b.id, err)
+		}
+	}
 
 	cb.hangIndex.Store(false)
 	if got, err := collect(t, s.client, &storepb.SeriesRequest{MinTime: 0, MaxTime: twoHours, Matchers: matchName("m")}); err != nil || len(got) != 200 {

@@ -90,7 +90,11 @@ func (r *remoteIndex) Range(start, end int) []byte {
 	fetchEnd := min(max(end, start+ahead), r.size)
 	b, err := r.fetch(r.readers.fetchContext(), start, fetchEnd)
 	if err != nil {
-		r.lastErr.Store(&err)
+		// A read cut short because its requests gave up is their own end, which they
+		// report themselves; it would only be a stale cause for a later failure.
+		if !errors.Is(err, context.Canceled) {
+			r.lastErr.Store(&err)
+		}
 		return failedRange(end - start)
 	}
 	r.cache.Put(r.id, start, b)

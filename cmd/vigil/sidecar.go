@@ -31,6 +31,7 @@ func registerSidecar(app *kingpin.Application, cmds map[string]runFunc) {
 	srv := addServerFlags(cmd)
 	tsdbPath := cmd.Flag("tsdb.path", "Data directory of the Prometheus TSDB.").Default("./data").String()
 	promURL := cmd.Flag("prometheus.url", "URL at which to reach Prometheus's API.").Default("http://localhost:9090").URL()
+	promClient := cliflag.RegisterPathOrContent(cmd, "prometheus.http-client", "How to reach Prometheus: basic_auth, bearer_token[_file], proxy_url, tls_config, transport_config")
 	readyTimeout := durationFlag(cmd, "prometheus.ready_timeout", "How long to wait for Prometheus to start up before giving up.", "10m")
 	configInterval := durationFlag(cmd, "prometheus.get_config_interval", "How often to re-read Prometheus's external labels and oldest sample time.", "30s")
 	configTimeout := durationFlag(cmd, "prometheus.get_config_timeout", "Timeout of each refresh of external labels and oldest sample time.", "30s")
@@ -54,7 +55,7 @@ func registerSidecar(app *kingpin.Application, cmds map[string]runFunc) {
 		return runSidecar(ctx, logger, reg, sidecarConfig{
 			servers: srv, promURL: *promURL, readyTimeout: *readyTimeout, interval: *configInterval,
 			timeout: *configTimeout, minTime: minTime.Millis(time.Now(), cliflag.MinTimeDefault), limits: limits,
-			tsdbPath: *tsdbPath, upload: up, reloader: reload,
+			tsdbPath: *tsdbPath, upload: up, reloader: reload, promClient: promClient,
 		})
 	}
 }
@@ -68,6 +69,7 @@ type sidecarConfig struct {
 	tsdbPath                        string
 	upload                          uploadFlags
 	reloader                        *reloader.Flags
+	promClient                      *cliflag.PathOrContent
 }
 
 // uploadFlags configure uploading blocks to object storage.
@@ -96,7 +98,14 @@ func runSidecar(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 	} else {
 		logger.Info("no object storage configured (--objstore.config or --objstore.config-file); block uploads are disabled")
 	}
-	hc := promclient.NewHTTPClient()
+	hcConf, err := cfg.promClient.Content()
+	if err != nil {
+		return fmt.Errorf("sidecar: %w", err)
+	}
+	hc, err := promclient.ParseHTTPClientConfig(hcConf)
+	if err != nil {
+		return fmt.Errorf("sidecar: %s: %w", cfg.promClient.Name(), err)
+	}
 	loops, err := sidecarReloader(logger, reg, cfg, hc)
 	if err != nil {
 		return err

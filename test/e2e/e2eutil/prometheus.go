@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v2"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // PrometheusStartTimeout bounds how long StartPrometheus and Restart wait for /-/ready.
@@ -34,7 +35,13 @@ type PrometheusConfig struct {
 	Files map[string]string
 	// ExtraFlags are added to the Prometheus command line.
 	ExtraFlags []string
+	// BasicAuth, when set, makes Prometheus's web server ask for this user and password
+	// (--web.config.file); its self-scrape then fails with 401.
+	BasicAuth *BasicAuth
 }
+
+// BasicAuth is one user of a Prometheus web config.
+type BasicAuth struct{ User, Password string }
 
 // ScrapeConfig is one static scrape job.
 type ScrapeConfig struct {
@@ -54,6 +61,7 @@ type Prometheus struct {
 	Dir        string // working directory holding prometheus.yml
 	ConfigPath string
 	DataDir    string
+	basicAuth  *BasicAuth
 }
 
 // PrometheusBin returns the Prometheus binary: $PROMETHEUS_BIN, /usr/bin/prometheus or
@@ -81,7 +89,7 @@ func StartPrometheus(t testing.TB, cfg PrometheusConfig) *Prometheus {
 	dir := t.TempDir()
 	addr := FreeAddr(t)
 	p := &Prometheus{Addr: addr, URL: "http://" + addr, Dir: dir,
-		ConfigPath: filepath.Join(dir, "prometheus.yml"), DataDir: filepath.Join(dir, "data")}
+		ConfigPath: filepath.Join(dir, "prometheus.yml"), DataDir: filepath.Join(dir, "data"), basicAuth: cfg.BasicAuth}
 	if err := p.WriteConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +103,13 @@ func StartPrometheus(t testing.TB, cfg PrometheusConfig) *Prometheus {
 		"--log.level=info",
 	}
 	args = append(args, cfg.ExtraFlags...)
+	if cfg.BasicAuth != nil {
+		web, err := webConfig(dir, cfg.BasicAuth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--web.config.file="+web)
+	}
 	p.Process = StartProcess(t, ProcessSpec{Name: "prometheus", Bin: bin, Args: args, Dir: dir})
 	if err := p.WaitReady(PrometheusStartTimeout); err != nil {
 		t.Fatalf("start Prometheus: %v", err)
@@ -173,8 +188,23 @@ func renderPrometheusConfig(cfg PrometheusConfig, selfAddr string) ([]byte, erro
 }
 
 // WaitReady waits until /-/ready returns 200, failing early if Prometheus exits.
+// With basic auth, an unauthenticated /-/ready answers 401 as soon as the web server is
+// up, which is all it can tell.
 func (p *Prometheus) WaitReady(timeout time.Duration) error {
+	if p.basicAuth != nil {
+		return WaitHTTP(p.URL+"/-/ready", http.StatusUnauthorized, timeout, p.Process)
+	}
 	return WaitHTTP(p.URL+"/-/ready", http.StatusOK, timeout, p.Process)
+}
+
+// webConfig writes a Prometheus web config asking for a's user and password.
+func webConfig(dir string, a *BasicAuth) (string, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(a.Password), bcrypt.MinCost)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "web.yml")
+	return path, os.WriteFile(path, []byte(fmt.Sprintf("basic_auth_users:\n  %s: %q\n", a.User, hash)), 0o600)
 }
 
 // Restart stops Prometheus if it is running (SIGTERM), starts it again with the same

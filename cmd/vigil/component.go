@@ -51,6 +51,33 @@ func addTSDBFlags(cmd *kingpin.CmdClause) *tsdbFlags {
 	return f
 }
 
+// addClientTLSFlags registers the TLS flags of a gRPC client towards peers (what names
+// them in help texts): --<prefix>-secure, -skip-verify, -cert, -key, -ca, -min-version and
+// --<serverName>, as Thanos names them.
+func addClientTLSFlags(cmd *kingpin.CmdClause, prefix, serverName, peers string) *server.ClientTLS {
+	c := &server.ClientTLS{Prefix: prefix}
+	cmd.Flag(prefix+"-secure", "Use TLS when talking to "+peers+".").Default("false").BoolVar(&c.Secure)
+	cmd.Flag(prefix+"-skip-verify", "Do not verify the certificates of "+peers+".").Default("false").BoolVar(&c.SkipVerify)
+	cmd.Flag(prefix+"-cert", "Client certificate presented to "+peers+".").Default("").StringVar(&c.Cert)
+	cmd.Flag(prefix+"-key", "Key of the client certificate.").Default("").StringVar(&c.Key)
+	cmd.Flag(prefix+"-ca", "CA to verify the certificates of "+peers+" with.").Default("").StringVar(&c.CA)
+	cmd.Flag(serverName, "Server name to verify the certificates of "+peers+" against.").Default("").StringVar(&c.ServerName)
+	cmd.Flag(prefix+"-min-version", "Minimum TLS version towards "+peers+": 1.0, 1.1, 1.2 or 1.3.").Default("1.3").StringVar(&c.MinVersion)
+	return c
+}
+
+// addRemoteWriteServerTLSFlags registers the receiver's --remote-write.server-tls-* flags,
+// which Thanos takes instead of a web config file.
+func addRemoteWriteServerTLSFlags(cmd *kingpin.CmdClause, t *server.ServerTLS) {
+	t.Prefix = "remote-write.server-tls"
+	cmd.Flag("remote-write.server-tls-cert", "TLS certificate of the remote-write server (instead of --remote-write.server-http-config).").Default("").StringVar(&t.Cert)
+	cmd.Flag("remote-write.server-tls-key", "TLS key of the remote-write server.").Default("").StringVar(&t.Key)
+	cmd.Flag("remote-write.server-tls-client-ca", "CA that remote-write clients' certificates must chain to; client certificates are then required.").Default("").StringVar(&t.CA)
+	cmd.Flag("remote-write.server-tls-min-version", "Minimum TLS version of the remote-write server: 1.0, 1.1, 1.2 or 1.3.").Default("1.3").StringVar(&t.MinVersion)
+	cmd.Flag("remote-write.server-tls-ciphers", "TLS cipher suite of the remote-write server (Go name); repeatable.").StringsVar(&t.Ciphers)
+	cmd.Flag("remote-write.server-tls-curves", "TLS curve of the remote-write server (CurveP256, CurveP384, CurveP521, X25519); repeatable.").StringsVar(&t.Curves)
+}
+
 // hashFuncFlag registers --hash-func, the hash recorded in meta.json for each uploaded file.
 func hashFuncFlag(cmd *kingpin.CmdClause, target *string) {
 	cmd.Flag("hash-func", "Hash function recorded for each uploaded file in meta.json: SHA256, or empty for none.").

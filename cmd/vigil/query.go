@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -49,16 +46,10 @@ type queryConfig struct {
 	limitSeries, limitSamples           *int64
 	maxFetchedBytes                     *units.Base2Bytes
 	partialResponse, autoDownsampling   *bool
-	clientTLS                           *clientTLSFlags
+	clientTLS                           *server.ClientTLS
 	compression, engine, mode           *string
 	subqueryStep                        *time.Duration
 	disableCORS                         *bool
-}
-
-type clientTLSFlags struct {
-	secure, skipVerify        *bool
-	cert, key, ca, serverName *string
-	minVersion                *string
 }
 
 func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
@@ -91,15 +82,7 @@ func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.partialResponse = cmd.Flag("query.partial-response", "Answer with the data of healthy endpoints plus warnings when some fail (per-request partial_response overrides).").Default("true").Bool()
 	cfg.autoDownsampling = cmd.Flag("query.auto-downsampling", "Range queries without max_source_resolution read downsampled data up to step/5 (as max_source_resolution=auto) instead of raw data only.").Default("false").Bool()
 	cfg.compression = cmd.Flag("grpc-compression", "Compression for StoreAPI calls: none or snappy.").Default("none").Enum("none", "snappy")
-	cfg.clientTLS = &clientTLSFlags{
-		secure:     cmd.Flag("grpc-client-tls-secure", "Use TLS when talking to endpoints.").Default("false").Bool(),
-		skipVerify: cmd.Flag("grpc-client-tls-skip-verify", "Do not verify endpoint certificates.").Default("false").Bool(),
-		cert:       cmd.Flag("grpc-client-tls-cert", "Client certificate for endpoints.").Default("").String(),
-		key:        cmd.Flag("grpc-client-tls-key", "Client key for endpoints.").Default("").String(),
-		ca:         cmd.Flag("grpc-client-tls-ca", "CA to verify endpoint certificates with.").Default("").String(),
-		serverName: cmd.Flag("grpc-client-server-name", "Server name to verify endpoint certificates against.").Default("").String(),
-		minVersion: cmd.Flag("grpc-client-tls-min-version", "Minimum TLS version towards endpoints: 1.0, 1.1, 1.2 or 1.3.").Default("1.3").String(),
-	}
+	cfg.clientTLS = addClientTLSFlags(cmd, "grpc-client-tls", "grpc-client-server-name", "endpoints")
 	cmds[cmd.FullCommand()] = func(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry) error {
 		return runQuery(ctx, logger, reg, cfg)
 	}
@@ -119,7 +102,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 			return err
 		}
 	}
-	tlsCfg, err := cfg.clientTLS.config()
+	tlsCfg, err := cfg.clientTLS.Config()
 	if err != nil {
 		return err
 	}
@@ -208,34 +191,4 @@ func splitReplicaLabels(in []string) []string {
 		}
 	}
 	return out
-}
-
-func (f *clientTLSFlags) config() (*tls.Config, error) {
-	if !*f.secure {
-		return nil, nil
-	}
-	minVersion, err := server.ParseTLSVersion("--grpc-client-tls-min-version", *f.minVersion)
-	if err != nil {
-		return nil, err
-	}
-	cfg := &tls.Config{InsecureSkipVerify: *f.skipVerify, ServerName: *f.serverName, MinVersion: minVersion}
-	if *f.ca != "" {
-		pem, err := os.ReadFile(*f.ca)
-		if err != nil {
-			return nil, fmt.Errorf("read --grpc-client-tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("no certificates in --grpc-client-tls-ca %s", *f.ca)
-		}
-		cfg.RootCAs = pool
-	}
-	if *f.cert != "" || *f.key != "" {
-		cert, err := tls.LoadX509KeyPair(*f.cert, *f.key)
-		if err != nil {
-			return nil, fmt.Errorf("load gRPC client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }

@@ -31,6 +31,8 @@ type receiveFlags struct {
 	tsdb                      *tsdbFlags
 	maxBytes                  units.Base2Bytes
 	hashFunc                  string
+	peerTLS                   *server.ClientTLS
+	rwServerTLS               server.ServerTLS
 	cfg                       receive.Config
 }
 
@@ -40,6 +42,8 @@ func registerReceive(app *kingpin.Application, cmds map[string]runFunc) {
 	c := &f.cfg
 	cmd.Flag("remote-write.address", "Listen host:port for remote write (/api/v1/receive) and OTLP (/api/v1/otlp).").Default("0.0.0.0:19291").StringVar(&f.rwAddress)
 	cmd.Flag("remote-write.server-http-config", "Exporter-toolkit web config file (TLS, basic auth) for the remote-write server.").Default("").StringVar(&f.rwTLS)
+	addRemoteWriteServerTLSFlags(cmd, &f.rwServerTLS)
+	f.peerTLS = addClientTLSFlags(cmd, "remote-write.client-tls", "remote-write.client-server-name", "other receivers")
 	cmd.Flag("tsdb.path", "Directory of the per-tenant TSDBs.").Default("./data").StringVar(&c.TSDB.Dir)
 	f.retention = durationFlag(cmd, "tsdb.retention", "How long to keep local blocks; a tenant without writes for this long is flushed, uploaded and removed.", "15d")
 	f.ooo = durationFlag(cmd, "tsdb.out-of-order.time-window", "How far back out-of-order samples are accepted (0 = none); needs vertical compaction in the compactor.", "0s")

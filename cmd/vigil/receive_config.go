@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,7 +35,25 @@ func receiveConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Reg
 	if compression == "none" {
 		compression = ""
 	}
-	cfg.Distributor.DialOptions = storeapi.DialOptions(nil, compression)
+	peerTLS, err := f.peerTLS.Config()
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Distributor.DialOptions = storeapi.DialOptions(peerTLS, compression)
+	if f.rwServerTLS.Enabled() {
+		if f.rwTLS != "" {
+			return cfg, nil, fmt.Errorf("--remote-write.server-http-config and --remote-write.server-tls-* exclude each other")
+		}
+		// The remote-write server reads its TLS from a web config file; it is written next
+		// to the tenants' TSDBs, where the receiver may write.
+		if err := os.MkdirAll(cfg.TSDB.Dir, 0o755); err != nil {
+			return cfg, nil, err
+		}
+		f.rwTLS = filepath.Join(cfg.TSDB.Dir, "remote-write-web-config.yml")
+		if err := f.rwServerTLS.WriteWebConfig(f.rwTLS); err != nil {
+			return cfg, nil, err
+		}
+	}
 	limits := []byte(f.limitsInline)
 	if f.limitsFile != "" {
 		if limits, err = os.ReadFile(f.limitsFile); err != nil {

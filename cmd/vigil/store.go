@@ -30,6 +30,7 @@ type storeConfig struct {
 	syncConcurrency, metaConcurrency      *int
 	minTime, maxTime                      *cliflag.TimeOrDuration
 	relabel                               *cliflag.PathOrContent
+	indexCache                            *cliflag.PathOrContent
 	seriesLimit, samplesLimit             *int
 	seriesBatchSize, requestBytes         *units.Base2Bytes
 }
@@ -38,7 +39,8 @@ func registerStore(app *kingpin.Application, cmds map[string]runFunc) {
 	cmd := app.Command("store", "Store gateway: serves the blocks in object storage over the StoreAPI.")
 	cfg := storeConfig{servers: addServerFlags(cmd), objstore: objstore.RegisterFlags(cmd)}
 	cfg.dataDir = cmd.Flag("data-dir", "Local directory for index-headers (a cache: safe to delete).").Default("./data").String()
-	cfg.indexCacheSize = cmd.Flag("index-cache-size", "Maximum size of the in-memory index cache (postings and series ranges).").Default("250MB").Bytes()
+	cfg.indexCacheSize = cmd.Flag("index-cache-size", "Maximum size of the in-memory index cache (postings and series ranges); --index-cache.config replaces it.").Default("250MB").Bytes()
+	cfg.indexCache = cliflag.RegisterPathOrContent(cmd, "index-cache.config", "Index cache configuration in Thanos's format (type IN-MEMORY with max_size, max_item_size)")
 	cfg.chunkPoolSize = cmd.Flag("chunk-pool-size", "Maximum chunk bytes all requests may hold at once; a request that would exceed it fails with ResourceExhausted.").Default("2GB").Bytes()
 	cfg.syncInterval = durationFlag(cmd, "sync-block-duration", "How often to sync blocks from the bucket.", "15m")
 	cfg.syncConcurrency = cmd.Flag("block-sync-concurrency", "Blocks loaded (index-headers built) in parallel during a sync.").Default("20").Int()
@@ -86,6 +88,9 @@ func runStore(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 	if scfg.Relabel, err = relabelConfig(cfg.relabel); err != nil {
 		return err
 	}
+	if err := indexCacheConfig(cfg.indexCache, &scfg); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(scfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create --data-dir: %w", err)
 	}
@@ -104,6 +109,20 @@ func runStore(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 			s.probe.Ready()
 		})
 	})
+}
+
+// indexCacheConfig applies --index-cache.config[-file], when given, over --index-cache-size.
+func indexCacheConfig(p *cliflag.PathOrContent, cfg *bucketstore.Config) error {
+	b, err := p.Content()
+	if err != nil || b == nil {
+		return err
+	}
+	ic, err := bucketstore.ParseIndexCacheConfig(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.Name(), err)
+	}
+	cfg.IndexCacheSize, cfg.IndexCacheMaxItem = ic.MaxSize, ic.MaxItemSize
+	return nil
 }
 
 // relabelConfig reads --selector.relabel-config[-file].

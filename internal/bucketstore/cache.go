@@ -16,6 +16,7 @@ import (
 type SegmentCache struct {
 	mu      sync.Mutex
 	max     int64
+	maxItem int64 // largest segment kept; max when 0 (SetMaxItem)
 	size    int64
 	lru     *list.List // of *segment, front = most recent
 	byBlock map[ulid.ULID]*blockSegments
@@ -71,10 +72,28 @@ func (c *SegmentCache) Get(block ulid.ULID, start, end int) ([]byte, bool) {
 	return nil, false
 }
 
-// Put caches block's bytes starting at start. Segments larger than the whole cache are
+// SetMaxItem bounds the size of one cached segment (max_item_size of
+// --index-cache.config); 0 or more than the cache means the cache's size.
+func (c *SegmentCache) SetMaxItem(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.maxItem = n
+}
+
+// itemLimit is the size of the largest segment kept.
+func (c *SegmentCache) itemLimit() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.maxItem > 0 && c.maxItem < c.max {
+		return c.maxItem
+	}
+	return c.max
+}
+
+// Put caches block's bytes starting at start. Segments larger than the item limit are
 // not kept.
 func (c *SegmentCache) Put(block ulid.ULID, start int, data []byte) {
-	if int64(len(data)) > c.max || len(data) == 0 {
+	if int64(len(data)) > c.itemLimit() || len(data) == 0 {
 		return
 	}
 	c.mu.Lock()

@@ -86,7 +86,7 @@ func (r *remoteIndex) Range(start, end int) []byte {
 		return b
 	}
 	// Read ahead only what the cache can keep: a segment it rejects is read again.
-	ahead := min(readAhead, int(r.cache.max/8))
+	ahead := min(readAhead, int(min(r.cache.max/8, r.cache.itemLimit())))
 	fetchEnd := min(max(end, start+ahead), r.size)
 	b, err := r.fetch(r.readers.fetchContext(), start, fetchEnd)
 	if err != nil {

@@ -36,6 +36,7 @@ type Config struct {
 	IgnoreDeletionMarksDelay time.Duration // --ignore-deletion-marks-delay
 	Relabel                  []*relabel.Config
 	IndexCacheSize           int64 // --index-cache-size (bytes)
+	IndexCacheMaxItem        int64 // max_item_size of --index-cache.config (bytes; 0 = no bound)
 	ChunkPoolSize            int64 // --chunk-pool-size (bytes)
 	SeriesLimit              int   // --store.limits.request-series (0 = unlimited)
 	SamplesLimit             int   // --store.limits.request-samples (0 = unlimited)
@@ -93,7 +94,9 @@ func New(bkt objstore.BucketReader, cfg Config, logger *slog.Logger, reg prometh
 	if cfg.MaxTime == 0 {
 		cfg.MaxTime = math.MaxInt64
 	}
-	s := &Store{cfg: cfg, bkt: bkt, logger: logger, cache: NewSegmentCache(cfg.IndexCacheSize, reg),
+	cache := NewSegmentCache(cfg.IndexCacheSize, reg)
+	cache.SetMaxItem(cfg.IndexCacheMaxItem)
+	s := &Store{cfg: cfg, bkt: bkt, logger: logger, cache: cache,
 		pool: newBytePool(cfg.ChunkPoolSize, reg), blocks: map[ulid.ULID]*loadedBlock{}, metas: map[ulid.ULID]*meta{},
 		metrics: &metrics{
 			syncs:        prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_store_syncs_total", Help: "Bucket syncs completed."}),

@@ -48,7 +48,7 @@ type queryConfig struct {
 	partialResponse, autoDownsampling   *bool
 	clientTLS                           *server.ClientTLS
 	compression, engine, mode           *string
-	subqueryStep                        *time.Duration
+	subqueryStep, metadataRange         *time.Duration
 	disableCORS                         *bool
 }
 
@@ -73,6 +73,7 @@ func registerQuery(app *kingpin.Application, cmds map[string]runFunc) {
 	cfg.subqueryStep = durationFlag(cmd, "query.default-evaluation-interval", "Step of subqueries that give none.", "1m")
 	cfg.engine = cmd.Flag("query.promql-engine", "PromQL engine: prometheus (thanos is taken and runs the same Prometheus engine).").Default("prometheus").Enum("prometheus", "thanos")
 	cfg.mode = cmd.Flag("query.mode", "PromQL query mode: local (distributed is refused).").Default("local").Enum("local", "distributed")
+	cfg.metadataRange = durationFlag(cmd, "query.metadata.default-time-range", "Time range of series and label requests that give no start, before their end (0 = all time).", "0s")
 	cfg.disableCORS = cmd.Flag("web.disable-cors", "Do not set CORS headers on the query API.").Default("false").Bool()
 	cfg.maxConcurrent = cmd.Flag("query.max-concurrent", "Maximum number of queries processed concurrently.").Default("20").Int()
 	cfg.maxSamples = cmd.Flag("query.max-samples", "Maximum samples a single query may load into memory; over it the query fails.").Default("50000000").Int()
@@ -141,6 +142,7 @@ func runQuery(ctx context.Context, logger *slog.Logger, reg *prometheus.Registry
 		ReplicaLabels: splitReplicaLabels(*cfg.replicaLabels), PartialResponse: *cfg.partialResponse,
 		LookbackDelta: *cfg.lookbackDelta, DefaultStep: *cfg.defaultStep, Timeout: *cfg.timeout,
 		AutoDownsampling: *cfg.autoDownsampling, DisableCORS: *cfg.disableCORS,
+		MetadataDefaultRange: *cfg.metadataRange,
 		BuildInfo: queryapi.BuildInfo{Version: version.Version, Revision: version.Revision, Branch: version.Branch,
 			BuildUser: version.BuildUser, BuildDate: version.BuildDate, GoVersion: runtime.Version()},
 		Logger: logger,

@@ -41,6 +41,7 @@ type ruleFlags struct {
 	concurrentEvals                            int
 	tsdb                                       *tsdbFlags
 	hashFunc, metaFile                         string
+	uploadCompacted                            bool
 	limits                                     storeapi.RequestLimits
 }
 
@@ -75,6 +76,7 @@ func registerRule(app *kingpin.Application, cmds map[string]runFunc) {
 	f.block = durationFlag(cmd, "tsdb.block-duration", "Length of the local blocks.", "2h")
 	f.tsdb = addTSDBFlags(cmd)
 	hashFuncFlag(cmd, &f.hashFunc)
+	cmd.Flag("shipper.upload-compacted", "Also upload blocks above level 1 found in --data-dir.").Default("false").BoolVar(&f.uploadCompacted)
 	cmd.Flag("shipper.meta-file-name", "File in --data-dir where the shipper records which blocks it has uploaded.").Default(shipper.DefaultMetaFilename).StringVar(&f.metaFile)
 	cmd.Flag("store.limits.request-series", "Maximum series one Series request may return (0 = unlimited); over it the request fails with ResourceExhausted.").Default("0").Int64Var(&f.limits.Series)
 	cmd.Flag("store.limits.request-samples", "Maximum samples one Series request may return (0 = unlimited); over it the request fails with ResourceExhausted.").Default("0").Int64Var(&f.limits.Samples)

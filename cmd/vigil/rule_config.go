@@ -29,7 +29,7 @@ func ruleConfig(ctx context.Context, logger *slog.Logger, reg *prometheus.Regist
 		Outage: *f.outage, ForGrace: *f.forGrace, RestoreIgnored: f.restoreIgnored,
 		DataDir: f.dataDir, BlockDuration: *f.block, Retention: *f.retention,
 		UncompressedWAL: !f.tsdb.walCompression, NoLockfile: f.tsdb.noLockfile, Store: tsdbstore.Options{Limits: f.limits},
-		UploadEvery: *f.upload, HashFunc: block.HashFunc(f.hashFunc), ShipperMetaFile: f.metaFile,
+		UploadEvery: *f.upload, HashFunc: block.HashFunc(f.hashFunc), ShipperMetaFile: f.metaFile, UploadCompacted: f.uploadCompacted,
 	}
 	var err error
 	if cfg.Labels, err = cliflag.ParseLabels(f.labels); err != nil {

@@ -69,6 +69,9 @@ type Config struct {
 	// max_source_resolution read up to step/5 (as with max_source_resolution=auto)
 	// instead of raw data only.
 	AutoDownsampling bool
+	// MetadataDefaultRange is --query.metadata.default-time-range: series, label names
+	// and label values requests without start cover this much before end (0: all time).
+	MetadataDefaultRange time.Duration
 	// DisableCORS is --web.disable-cors: no Access-Control-* headers, so browsers only
 	// call the API from pages of its own origin.
 	DisableCORS bool

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -366,4 +368,26 @@ func (w *bufferWriter) WriteHeader(code int) {
 func (w *bufferWriter) Write(p []byte) (int, error) {
 	w.WriteHeader(200)
 	return w.body.Write(p)
+}
+
+// --query.metadata.default-time-range: series and label requests without start cover
+// that much before their end (now by default); an explicit start still reaches back.
+func TestMetadataDefaultTimeRange(t *testing.T) {
+	f := newFixture(t, nil, func(c *Config) { c.MetadataDefaultRange = time.Hour })
+	data := time.UnixMilli(t0) // the fixture's samples span 10 minutes from here, long ago
+	for _, tc := range []struct {
+		params url.Values
+		want   bool
+	}{
+		{url.Values{}, false}, // the last hour before now
+		{url.Values{"end": {fmt.Sprint(data.Add(30 * time.Minute).Unix())}}, true},
+		{url.Values{"end": {fmt.Sprint(data.Add(2 * time.Hour).Unix())}}, false},
+		{url.Values{"start": {"0"}}, true},
+	} {
+		tc.params.Set("match[]", `up{instance="a:9090"}`)
+		code, body := f.get(t, "/api/v1/series", tc.params)
+		if got := strings.Contains(body, `"instance":"a:9090"`); code != 200 || got != tc.want {
+			t.Errorf("%v: %d %s; want the series %v", tc.params, code, body, tc.want)
+		}
+	}
 }

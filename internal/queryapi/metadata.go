@@ -40,13 +40,22 @@ func (a *API) parseMetadata(r *http.Request, wrapMatchErr bool) (metadataRange, 
 	if m.limit, err = parseLimit(r.FormValue("limit")); err != nil {
 		return m, invalidParam(err, "limit")
 	}
-	start, err := parseTimeParam(r, "start", minTime)
-	if err != nil {
-		return m, invalidParam(err, "start")
+	defStart, defEnd := minTime, maxTime
+	if d := a.cfg.MetadataDefaultRange; d > 0 && r.FormValue("start") == "" {
+		// --query.metadata.default-time-range: without start, the last d up to end (now
+		// by default) rather than all time.
+		defEnd = a.now()
 	}
-	end, err := parseTimeParam(r, "end", maxTime)
+	end, err := parseTimeParam(r, "end", defEnd)
 	if err != nil {
 		return m, invalidParam(err, "end")
+	}
+	if d := a.cfg.MetadataDefaultRange; d > 0 {
+		defStart = end.Add(-d)
+	}
+	start, err := parseTimeParam(r, "start", defStart)
+	if err != nil {
+		return m, invalidParam(err, "start")
 	}
 	m.mint, m.maxt = timestamp.FromTime(start), timestamp.FromTime(end)
 	if m.matchers, err = a.parseMatchers(r.Form["match[]"]); err != nil {

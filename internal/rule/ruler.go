@@ -77,6 +77,9 @@ type Config struct {
 	// HashFunc (--hash-func) and ShipperMetaFile (--shipper.meta-file-name) shape uploads.
 	HashFunc        block.HashFunc
 	ShipperMetaFile string
+	// UploadCompacted is --shipper.upload-compacted: blocks above level 1 are uploaded
+	// too (the ruler's TSDB does not compact its own, but a data directory may hold some).
+	UploadCompacted bool
 }
 
 // Ruler is the assembled ruler.
@@ -194,7 +197,7 @@ func (r *Ruler) openStorage(reg prometheus.Registerer) (storage.AppendableV2, st
 	if cfg.Bucket != nil {
 		r.ship, err = shipper.New(r.logger, reg, cfg.Bucket, shipper.Options{
 			Dir: cfg.DataDir, Source: block.SourceRuler, Labels: func() labels.Labels { return cfg.Labels },
-			HashFunc: cfg.HashFunc, MetaFileName: cfg.ShipperMetaFile,
+			HashFunc: cfg.HashFunc, MetaFileName: cfg.ShipperMetaFile, UploadCompacted: cfg.UploadCompacted,
 		})
 		if err != nil {
 			_ = db.Close()

@@ -1,48 +1,18 @@
 package server
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/vigilhq/vigil/internal/tlstest"
 )
 
-// selfSigned writes a certificate and key for 127.0.0.1 and returns their paths.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vigil"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
+// serverCert returns a certificate for 127.0.0.1 and its key (their CA is not needed:
+// the tests' clients skip verification or trust the certificate itself).
+func serverCert(t *testing.T) (certFile, keyFile string) {
+	f := tlstest.Write(t)
+	return f.Cert, f.Key
 }
 
 // handshake reports whether a client with at most TLS version maxVersion and curves
@@ -73,7 +43,7 @@ func handshake(t *testing.T, cfg GRPCConfig, maxVersion uint16, curves ...tls.Cu
 }
 
 func TestServerTLSSettings(t *testing.T) {
-	cert, key := selfSigned(t)
+	cert, key := serverCert(t)
 	base := GRPCConfig{TLSCert: cert, TLSKey: key}
 	if err := handshake(t, base, tls.VersionTLS12); err == nil {
 		t.Error("a TLS 1.2 client was accepted by default (minimum 1.3)")

@@ -13,14 +13,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigilhq/vigil/internal/tlstest"
 )
 
 // The web config written for --remote-write.server-tls-* serves HTTPS, and with a client
 // CA asks for a client certificate.
 func TestServerTLSWebConfig(t *testing.T) {
-	cert, key := selfSigned(t)
+	f := tlstest.Write(t)
+	cert, key := f.Cert, f.Key
 	path := filepath.Join(t.TempDir(), "web.yml")
-	st := ServerTLS{Prefix: "remote-write.server-tls", Cert: cert, Key: key, CA: cert, MinVersion: "1.2", Curves: []string{"X25519", "CurveP256"}}
+	st := ServerTLS{Prefix: "remote-write.server-tls", Cert: cert, Key: key, CA: f.CA, MinVersion: "1.2", Curves: []string{"X25519", "CurveP256"}}
 	if err := st.WriteWebConfig(path); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +34,7 @@ func TestServerTLSWebConfig(t *testing.T) {
 	defer cancel()
 	go func() { _ = h.Run(ctx) }()
 
-	pem, _ := os.ReadFile(cert)
+	pem, _ := os.ReadFile(f.CA)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	pair, err := tls.LoadX509KeyPair(cert, key)

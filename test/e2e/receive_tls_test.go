@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/tlstest"
 	"github.com/vigilhq/vigil/test/e2e/e2eutil"
 )
 
@@ -19,7 +20,7 @@ import (
 // receiver ends up with Prometheus's series, and a plain-HTTP write is refused.
 func TestReceiveTLS(t *testing.T) {
 	t.Parallel()
-	certs := e2eutil.WriteTLSFiles(t)
+	certs := tlstest.Write(t)
 	grpcAddrs := []string{e2eutil.FreeAddr(t), e2eutil.FreeAddr(t)}
 	ring, _ := json.Marshal([]map[string]any{{"endpoints": grpcAddrs}})
 	ringFile := filepath.Join(t.TempDir(), "hashrings.json")

@@ -1,4 +1,7 @@
-package e2eutil
+// Package tlstest makes TLS certificates for tests: a CA and one certificate it signed
+// for 127.0.0.1 and localhost, for servers and clients alike. Unit and end-to-end tests
+// share it.
+package tlstest
 
 import (
 	"crypto/ecdsa"
@@ -15,12 +18,11 @@ import (
 	"time"
 )
 
-// TLSFiles are PEM files of a test CA and of one certificate it signed for 127.0.0.1 and
-// localhost, usable by servers and clients alike.
-type TLSFiles struct{ CA, Cert, Key string }
+// Files are the PEM files of the CA, the certificate and its key.
+type Files struct{ CA, Cert, Key string }
 
-// WriteTLSFiles makes a CA and a server-and-client certificate in a new directory.
-func WriteTLSFiles(t testing.TB) TLSFiles {
+// Write makes a CA and a server-and-client certificate in a new directory.
+func Write(t testing.TB) Files {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -56,7 +58,7 @@ func WriteTLSFiles(t testing.TB) TLSFiles {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := TLSFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
+	f := Files{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
 	for path, b := range map[string]*pem.Block{
 		f.CA: {Type: "CERTIFICATE", Bytes: caDER}, f.Cert: {Type: "CERTIFICATE", Bytes: der}, f.Key: {Type: "EC PRIVATE KEY", Bytes: kder},
 	} {

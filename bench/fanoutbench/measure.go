@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/vigilhq/vigil/bench/internal/benchkit"
@@ -96,21 +95,17 @@ func instantScalar(ctx context.Context, q *querier, qu query) (float64, error) {
 // result is one query's figures for one querier in one phase.
 type result struct {
 	query, querier string
-	lat            []time.Duration
-	ok, errs       int
-	firstErr       string
-	wall           time.Duration
-	cpu            float64 // querier CPU seconds
-	storeCPU       float64 // CPU seconds of the store gateways behind it
-	startKB        int64   // querier VmRSS when the phase began: what earlier queries left
-	peakKB         int64   // querier VmHWM in the phase
-	storePeakKB    int64   // sum of the stores' VmHWM in the phase
-	storeShared    bool    // the stores also served the other querier in the phase
+	benchkit.Tally
+	cpu         float64 // querier CPU seconds
+	storeCPU    float64 // CPU seconds of the store gateways behind it
+	startKB     int64   // querier VmRSS when the phase began: what earlier queries left
+	peakKB      int64   // querier VmHWM in the phase
+	storePeakKB int64   // sum of the stores' VmHWM in the phase
+	storeShared bool    // the stores also served the other querier in the phase
 }
 
-func (r *result) cpuPerQuery() float64      { return 1000 * r.cpu / float64(max(r.ok, 1)) }
-func (r *result) storeCPUPerQuery() float64 { return 1000 * r.storeCPU / float64(max(r.ok, 1)) }
-func (r *result) qps() float64              { return float64(r.ok) / r.wall.Seconds() }
+func (r *result) cpuPerQuery() float64      { return 1000 * r.cpu / float64(max(r.OK, 1)) }
+func (r *result) storeCPUPerQuery() float64 { return 1000 * r.storeCPU / float64(max(r.OK, 1)) }
 
 // sequential runs each query o.warmup times untimed and then o.runs times per querier,
 // one request at a time, alternating the querier that goes first in each run. CPU is
@@ -144,8 +139,8 @@ func sequential(ctx context.Context, o options, st *stack, qs []query) ([][2]*re
 				if err != nil {
 					return nil, fmt.Errorf("%s via %s: %w", q.name, t.name, err)
 				}
-				rs[i].lat = append(rs[i].lat, took)
-				rs[i].ok++
+				rs[i].Lat = append(rs[i].Lat, took)
+				rs[i].OK++
 				rs[i].cpu += c1 - c0
 				rs[i].storeCPU += s1 - s0
 			}
@@ -200,33 +195,8 @@ func concurrent(ctx context.Context, o options, st *stack, qs []query) ([][2]*re
 
 // load sends q from clients goroutines, each with one request in flight, for d.
 func load(ctx context.Context, hc *http.Client, t *querier, q query, clients int, d time.Duration) *result {
-	res := &result{query: q.name, querier: t.name}
 	u := t.url + q.path + "?" + q.params.Encode()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	began := time.Now()
-	deadline := began.Add(d)
-	for range clients {
-		wg.Go(func() {
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				took, err := benchkit.Time(ctx, hc, u)
-				mu.Lock()
-				if err != nil {
-					res.errs++
-					if res.firstErr == "" {
-						res.firstErr = err.Error()
-					}
-				} else {
-					res.ok++
-					res.lat = append(res.lat, took)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	res.wall = time.Since(began)
-	return res
+	return &result{query: q.name, querier: t.name, Tally: benchkit.ClosedLoop(ctx, hc, clients, d, func(int, int) (string, string) { return u, "" })}
 }
 
 // cpuProfile saves a CPU profile of t's process taken over d.

@@ -42,10 +42,10 @@ func printSequential(o options, seq [][2]*result) {
 		for _, r := range rs {
 			r50, r90 := "", ""
 			if r == v {
-				r50, r90 = ratio(benchkit.Percentile(v.lat, 50), benchkit.Percentile(t.lat, 50)), ratio(benchkit.Percentile(v.lat, 90), benchkit.Percentile(t.lat, 90))
+				r50, r90 = ratio(benchkit.Percentile(v.Lat, 50), benchkit.Percentile(t.Lat, 50)), ratio(benchkit.Percentile(v.Lat, 90), benchkit.Percentile(t.Lat, 90))
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fms\t%s\t%.1fms\t%s\t\n", r.query, r.querier,
-				benchkit.FmtDur(benchkit.Percentile(r.lat, 50)), benchkit.FmtDur(benchkit.Percentile(r.lat, 90)), benchkit.FmtDur(benchkit.Percentile(r.lat, 0)),
+				benchkit.FmtDur(benchkit.Percentile(r.Lat, 50)), benchkit.FmtDur(benchkit.Percentile(r.Lat, 90)), benchkit.FmtDur(benchkit.Percentile(r.Lat, 0)),
 				r50, r90, r.cpuPerQuery(), peakRSS(r), r.storeCPUPerQuery(), storesLabel(r))
 		}
 	}
@@ -60,19 +60,19 @@ func printConcurrent(o options, conc [][2]*result) {
 		for _, r := range rs {
 			rq, r50 := "", ""
 			if r == v {
-				rq = fmt.Sprintf("%.2f×", v.qps()/max(t.qps(), 1e-9))
-				r50 = ratio(benchkit.Percentile(v.lat, 50), benchkit.Percentile(t.lat, 50))
+				rq = fmt.Sprintf("%.2f×", v.QPS()/max(t.QPS(), 1e-9))
+				r50 = ratio(benchkit.Percentile(v.Lat, 50), benchkit.Percentile(t.Lat, 50))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t%.1fms\t%s\t%.1fms\t%s\t\n", r.query, r.querier, r.qps(),
-				benchkit.FmtDur(benchkit.Percentile(r.lat, 50)), benchkit.FmtDur(benchkit.Percentile(r.lat, 90)), benchkit.FmtDur(benchkit.Percentile(r.lat, 99)), r.errs,
+			fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t%.1fms\t%s\t%.1fms\t%s\t\n", r.query, r.querier, r.QPS(),
+				benchkit.FmtDur(benchkit.Percentile(r.Lat, 50)), benchkit.FmtDur(benchkit.Percentile(r.Lat, 90)), benchkit.FmtDur(benchkit.Percentile(r.Lat, 99)), r.Errs,
 				rq, r50, r.cpuPerQuery(), peakRSS(r), r.storeCPUPerQuery(), mib(r.storePeakKB))
 		}
 	}
 	tw.Flush()
 	for _, rs := range conc {
 		for _, r := range rs {
-			if r.firstErr != "" {
-				fmt.Printf("  %s via %s: first error: %.300s\n", r.query, r.querier, r.firstErr)
+			if r.FirstErr != "" {
+				fmt.Printf("  %s via %s: first error: %.300s\n", r.query, r.querier, r.FirstErr)
 			}
 		}
 	}
@@ -90,14 +90,14 @@ func printSummary(o options, st *stack, seq, conc [][2]*result, idle [2]int64) {
 	fmt.Printf("\ngoal: Vigil ≤ 0.7× Thanos latency, querier RSS ≤ Thanos\n")
 	for i, rs := range seq {
 		v, t := rs[0], rs[1]
-		r := float64(benchkit.Percentile(v.lat, 50)) / float64(max(benchkit.Percentile(t.lat, 50), 1))
+		r := float64(benchkit.Percentile(v.Lat, 50)) / float64(max(benchkit.Percentile(t.Lat, 50), 1))
 		fmt.Printf("  %-12s latency: sequential p50 %s vs %s = %.2f× (%s)", v.query,
-			benchkit.FmtDur(benchkit.Percentile(v.lat, 50)), benchkit.FmtDur(benchkit.Percentile(t.lat, 50)), r, met(r <= 0.7))
+			benchkit.FmtDur(benchkit.Percentile(v.Lat, 50)), benchkit.FmtDur(benchkit.Percentile(t.Lat, 50)), r, met(r <= 0.7))
 		peak := [2]int64{v.peakKB, t.peakKB}
 		if i < len(conc) {
 			cv, ct := conc[i][0], conc[i][1]
-			cr := float64(benchkit.Percentile(cv.lat, 50)) / float64(max(benchkit.Percentile(ct.lat, 50), 1))
-			fmt.Printf("; %d clients p50 %.2f× (%s), q/s %.2f×", o.clients, cr, met(cr <= 0.7), cv.qps()/max(ct.qps(), 1e-9))
+			cr := float64(benchkit.Percentile(cv.Lat, 50)) / float64(max(benchkit.Percentile(ct.Lat, 50), 1))
+			fmt.Printf("; %d clients p50 %.2f× (%s), q/s %.2f×", o.clients, cr, met(cr <= 0.7), cv.QPS()/max(ct.QPS(), 1e-9))
 			peak = [2]int64{max(peak[0], cv.peakKB), max(peak[1], ct.peakKB)}
 		}
 		fmt.Printf("\n  %-12s querier peak RSS: vigil %s, thanos %s = %.2f× (%s)\n", "", mib(peak[0]), mib(peak[1]),

@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -224,62 +223,29 @@ func lightMix(m benchkit.Manifest) []loadQuery {
 
 // phase is the outcome of one load phase against one target.
 type phase struct {
-	ok, errs  int
-	firstErr  string
-	lat       []time.Duration
+	benchkit.Tally
 	cpu       float64 // seconds of the target process
-	wall      time.Duration
 	rssPeakKB int64
 }
 
-func (p phase) qps() float64 { return float64(p.ok) / p.wall.Seconds() }
-
 // runLoad sends the mix from clients goroutines for d and measures.
 func runLoad(ctx context.Context, hc *http.Client, t target, mix []loadQuery, clients int, d time.Duration, measure bool) phase {
-	var (
-		mu  sync.Mutex
-		res phase
-		wg  sync.WaitGroup
-	)
 	cpu0 := t.proc.CPUSeconds()
 	if measure {
 		t.proc.ResetPeak()
 	}
-	began := time.Now()
-	deadline := began.Add(d)
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := c; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				q := mix[i%len(mix)]
-				params := url.Values{}
-				for k, v := range q.params {
-					params[k] = v
-				}
-				for k, v := range t.extra {
-					params[k] = v
-				}
-				took, err := benchkit.Time(ctx, hc, t.url+"/api/v1/query_range?"+params.Encode())
-				mu.Lock()
-				if err != nil {
-					res.errs++
-					if res.firstErr == "" {
-						res.firstErr = q.name + ": " + err.Error()
-					}
-				} else {
-					res.ok++
-					res.lat = append(res.lat, took)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	res.wall = time.Since(began)
-	res.cpu = t.proc.CPUSeconds() - cpu0
-	res.rssPeakKB = t.proc.Mem().HWM
-	return res
+	tally := benchkit.ClosedLoop(ctx, hc, clients, d, func(_, i int) (string, string) {
+		q := mix[i%len(mix)]
+		params := url.Values{}
+		for k, v := range q.params {
+			params[k] = v
+		}
+		for k, v := range t.extra {
+			params[k] = v
+		}
+		return t.url + "/api/v1/query_range?" + params.Encode(), q.name
+	})
+	return phase{Tally: tally, cpu: t.proc.CPUSeconds() - cpu0, rssPeakKB: t.proc.Mem().HWM}
 }
 
 // concurrentMode runs the mix against a and b in turns. rest are the processes both
@@ -333,11 +299,11 @@ func concurrentMode(ctx context.Context, o options, m benchkit.Manifest, a targe
 				return ctx.Err()
 			}
 			results[t.name] = append(results[t.name], p)
-			fmt.Fprintf(tw, "%d\t%s\t%.1f\t%s\t%s\t%d\t%.2fms\t%.0f MiB\t%.2fms\t\n", r+1, t.name, p.qps(),
-				benchkit.FmtDur(benchkit.Percentile(p.lat, 50)), benchkit.FmtDur(benchkit.Percentile(p.lat, 99)), p.errs,
-				1000*p.cpu/float64(max(p.ok, 1)), float64(p.rssPeakKB)/1024, 1000*restCPU/float64(max(p.ok, 1)))
-			if p.firstErr != "" {
-				fmt.Fprintf(tw, "\t\tfirst error: %.200s\t\t\t\t\t\t\t\n", p.firstErr)
+			fmt.Fprintf(tw, "%d\t%s\t%.1f\t%s\t%s\t%d\t%.2fms\t%.0f MiB\t%.2fms\t\n", r+1, t.name, p.QPS(),
+				benchkit.FmtDur(benchkit.Percentile(p.Lat, 50)), benchkit.FmtDur(benchkit.Percentile(p.Lat, 99)), p.Errs,
+				1000*p.cpu/float64(max(p.OK, 1)), float64(p.rssPeakKB)/1024, 1000*restCPU/float64(max(p.OK, 1)))
+			if p.FirstErr != "" {
+				fmt.Fprintf(tw, "\t\tfirst error: %.200s\t\t\t\t\t\t\t\n", p.FirstErr)
 			}
 		}
 	}
@@ -346,11 +312,11 @@ func concurrentMode(ctx context.Context, o options, m benchkit.Manifest, a targe
 		var ok int
 		var wall time.Duration
 		for _, p := range ps {
-			ok += p.ok
-			wall += p.wall
+			ok += p.OK
+			wall += p.Wall
 			cpu += p.cpu
-			lat = append(lat, p.lat...)
-			errs += p.errs
+			lat = append(lat, p.Lat...)
+			errs += p.Errs
 		}
 		return float64(ok) / wall.Seconds(), 1000 * cpu / float64(max(ok, 1)), lat, errs
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,6 +45,56 @@ func Time(ctx context.Context, hc *http.Client, u string) (time.Duration, error)
 		return took, fmt.Errorf("HTTP %d: %.300s", resp.StatusCode, body)
 	}
 	return took, nil
+}
+
+// Tally is the outcome of timed requests: latencies of those that succeeded, failures
+// with the first error, and how long it all took.
+type Tally struct {
+	OK, Errs int
+	FirstErr string
+	Lat      []time.Duration
+	Wall     time.Duration
+}
+
+// QPS is the rate of successful requests.
+func (t *Tally) QPS() float64 { return float64(t.OK) / t.Wall.Seconds() }
+
+// ClosedLoop sends requests from clients goroutines, each with one in flight, until d has
+// passed or ctx ends: client c's i-th request GETs the URL next(c, i) returns, whose name
+// prefixes its error if it fails.
+func ClosedLoop(ctx context.Context, hc *http.Client, clients int, d time.Duration, next func(c, i int) (u, name string)) Tally {
+	var (
+		mu  sync.Mutex
+		res Tally
+		wg  sync.WaitGroup
+	)
+	began := time.Now()
+	deadline := began.Add(d)
+	for c := range clients {
+		wg.Go(func() {
+			for i := c; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+				u, name := next(c, i)
+				took, err := Time(ctx, hc, u)
+				mu.Lock()
+				switch {
+				case err == nil:
+					res.OK++
+					res.Lat = append(res.Lat, took)
+				case res.FirstErr == "" && name != "":
+					res.FirstErr = name + ": " + err.Error()
+				case res.FirstErr == "":
+					res.FirstErr = err.Error()
+				}
+				if err != nil {
+					res.Errs++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.Wall = time.Since(began)
+	return res
 }
 
 // CPUSeconds returns the process's user+system CPU seconds from /proc/PID/stat (0 if it

@@ -16,7 +16,7 @@ import (
 type SegmentCache struct {
 	mu      sync.Mutex
 	max     int64
-	maxItem int64 // largest segment kept; max when 0 (SetMaxItem)
+	maxItem int64 // largest segment kept; max when 0 (SetMaxItem, before use)
 	size    int64
 	lru     *list.List // of *segment, front = most recent
 	byBlock map[ulid.ULID]*blockSegments
@@ -73,18 +73,18 @@ func (c *SegmentCache) Get(block ulid.ULID, start, end int) ([]byte, bool) {
 }
 
 // SetMaxItem bounds the size of one cached segment (max_item_size of
-// --index-cache.config); 0 or more than the cache means the cache's size.
+// --index-cache.config); 0 or more than the cache means the cache's size. Call it before
+// the cache is used: the bound is read without the lock.
 func (c *SegmentCache) SetMaxItem(n int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.maxItem = n
+	c.maxItem = c.max
+	if n > 0 && n < c.max {
+		c.maxItem = n
+	}
 }
 
 // itemLimit is the size of the largest segment kept.
 func (c *SegmentCache) itemLimit() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.maxItem > 0 && c.maxItem < c.max {
+	if c.maxItem > 0 {
 		return c.maxItem
 	}
 	return c.max

@@ -168,15 +168,6 @@ type apiResponse struct {
 	} `json:"data"`
 }
 
-// decodeQueryResponse turns an API answer into a vector.
-func decodeQueryResponse(code int, body []byte, t time.Time) (promql.Vector, error) {
-	r, err := decodeEnvelope(code, body)
-	if err != nil {
-		return nil, err
-	}
-	return resultVector(r, t)
-}
-
 // decodeEnvelope decodes an API answer and its status. Timeouts (503) and the
 // endpoint's own failures (5xx) are errors worth another endpoint; other refusals are a
 // QueryError.

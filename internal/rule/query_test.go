@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 )
 
 func newTestQuerier(reg *prometheus.Registry, timeout time.Duration, addrs ...string) *Querier {
@@ -361,4 +362,13 @@ func TestDecodeQueryResponseEdgeCases(t *testing.T) {
 	if err != nil || len(v) != 0 {
 		t.Errorf("empty vector: %v, %v", v, err)
 	}
+}
+
+// decodeQueryResponse turns an API answer into a vector, as Querier.Query does.
+func decodeQueryResponse(code int, body []byte, t time.Time) (promql.Vector, error) {
+	r, err := decodeEnvelope(code, body)
+	if err != nil {
+		return nil, err
+	}
+	return resultVector(r, t)
 }
